@@ -1,0 +1,102 @@
+"""The resolved configuration of a training run: defaults, then a config file, then flags."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from nin.errors import NinError
+
+RECIPES = ("paper", "fast")
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class RecipeDefaults:
+    lr: float
+    weight_decay: float
+    epochs: int
+    label_smoothing: float
+
+
+# What each recipe does is documented in README.md ("Training recipes") and train/recipes.py.
+RECIPE_DEFAULTS = {
+    # Authors' files: momentum 0.9, weight decay 1e-5 (cuda-convnet), N(0, 0.05) weights.
+    # `epochs` is only a cap: the plateau rule ends the run.
+    "paper": RecipeDefaults(lr=0.1, weight_decay=1e-5, epochs=200, label_smoothing=0.0),
+    "fast": RecipeDefaults(lr=0.1, weight_decay=5e-4, epochs=8, label_smoothing=0.1),
+}
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = "fashion-mnist"
+    preset: str = "nin-mnist"
+    recipe: str = "fast"
+    epochs: int | None = None            # None: the recipe's default
+    batch_size: int = 128
+    lr: float | None = None              # None: the recipe's default
+    momentum: float = 0.9
+    weight_decay: float | None = None    # None: the recipe's default
+    label_smoothing: float | None = None
+    warmup_epochs: float = 1.0           # linear warm-up of the learning rate (both recipes)
+    patience: int = 3                    # paper recipe: epochs without a new best training accuracy
+    min_delta: float = 0.05              # paper recipe: percentage points that count as improving
+    class_map_relu: bool = True          # the paper's ReLU on the class-map layer
+    seed: int = 0
+    precision: str = "auto"
+    device: str = "auto"
+    data_dir: str | None = None          # None: $NIN_DATA, else ./data
+    offline: bool = False
+    train_subset: int | None = None      # train on the first N training images only
+    out: str | None = None               # None: runs/<dataset>-<preset>-<recipe>
+    progress: bool = True
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the recipe's defaults filled in and every value checked."""
+        if self.recipe not in RECIPES:
+            raise NinError(f"unknown recipe {self.recipe!r}: expected one of {', '.join(RECIPES)}")
+        if self.precision not in PRECISIONS:
+            raise NinError(f"unknown precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        defaults = RECIPE_DEFAULTS[self.recipe]
+        cfg = dataclasses.replace(
+            self,
+            lr=defaults.lr if self.lr is None else self.lr,
+            weight_decay=defaults.weight_decay if self.weight_decay is None else self.weight_decay,
+            epochs=defaults.epochs if self.epochs is None else self.epochs,
+            label_smoothing=defaults.label_smoothing if self.label_smoothing is None else self.label_smoothing,
+            out=self.out or f"runs/{self.dataset}-{self.preset}-{self.recipe}",
+        )
+        for name in ("epochs", "batch_size"):
+            if getattr(cfg, name) < 1:
+                raise NinError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+        if cfg.lr <= 0:
+            raise NinError(f"--lr must be positive, got {cfg.lr}")
+        return cfg
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise NinError(f"{source}: unknown keys {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+        return cls(**d)
+
+
+def load_config_file(path: Path) -> dict:
+    """The keys of a JSON config file (TrainConfig field names)."""
+    try:
+        d = json.loads(Path(path).read_text())
+    except OSError as e:
+        raise NinError(f"{path}: cannot read the config file ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise NinError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); expected an object of TrainConfig fields") from None
+    if not isinstance(d, dict):
+        raise NinError(f"{path}: expected a JSON object of TrainConfig fields")
+    TrainConfig.from_dict(d, source=str(path))   # reject unknown keys early
+    return d

@@ -1,0 +1,116 @@
+"""One epoch of training, and evaluation."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from nin.errors import NinError
+from nin.train.recipes import set_lr
+
+
+class NonFiniteLoss(NinError):
+    """The loss became NaN or infinite: the run stops (exit code 3)."""
+
+    exit_code = 3
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float           # percent
+    images: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float           # percent
+    confusion: torch.Tensor   # (num_classes, num_classes) int64: rows true class, columns predicted
+
+    @property
+    def error(self) -> float:
+        return 100.0 - self.accuracy
+
+    def per_class_accuracy(self) -> list[float]:
+        totals = self.confusion.sum(dim=1).clamp(min=1)
+        return (100.0 * self.confusion.diag() / totals).tolist()
+
+
+Prepare = Callable[[torch.Tensor], torch.Tensor]   # uint8 batch on the device -> model input
+
+
+def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at: Callable[[int], float],
+                    first_step: int, prepare: Prepare, autocast, label_smoothing: float, device: torch.device,
+                    epoch: int, progress: bool) -> EpochStats:
+    """Train over `batches`; `lr_at(global_step)` gives each step's learning rate before scaling."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    # A host sync costs nothing on CPU; on GPU check for NaN and refresh the bar less often.
+    sync_every = 1 if device.type == "cpu" else 50
+    bar = tqdm(total=num_batches, desc=f"epoch {epoch + 1}", unit="batch", disable=not progress, leave=False)
+    start = time.perf_counter()
+    for i, (images, labels) in enumerate(batches):
+        step = first_step + i
+        lr = lr_at(step)
+        set_lr(optimizer, lr)
+        images = prepare(images.to(device, non_blocking=True))
+        labels = labels.to(device, non_blocking=True)
+        with autocast:
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach() * len(labels)
+        correct += (logits.argmax(dim=1) == labels).sum()
+        seen += len(labels)
+        if (i + 1) % sync_every == 0 or i + 1 == num_batches:
+            running = loss_sum.item() / seen
+            if not math.isfinite(running):
+                raise NonFiniteLoss(f"the training loss became {running} in epoch {epoch + 1} at step {step + 1} "
+                                    "(around here); lower --lr; the last checkpoint is untouched")
+            if progress and ((i + 1) % 10 == 0 or i + 1 == num_batches):
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{running:.4f}", acc=f"{100.0 * correct.item() / seen:.2f}%",
+                                img_s=f"{seen / elapsed:.0f}", lr=f"{lr:.4g}", refresh=False)
+            bar.update((i + 1) - bar.n)
+    bar.close()
+    seconds = time.perf_counter() - start
+    return EpochStats(loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seen, seconds)
+
+
+@torch.no_grad()
+def predict_logits(model, images: torch.Tensor, batch_size: int, prepare: Prepare, autocast,
+                   device: torch.device) -> torch.Tensor:
+    """Logits (N, num_classes) in fp32 for uint8 images (N, C, H, W), in eval mode."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = prepare(images[start:start + batch_size].to(device))
+        with autocast:
+            out.append(model(batch).float())
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int, prepare: Prepare, autocast,
+             device: torch.device, num_classes: int) -> EvalResult:
+    logits = predict_logits(model, images, batch_size, prepare, autocast, device).cpu()
+    loss = F.cross_entropy(logits, labels).item() if len(labels) else float("nan")
+    predicted = logits.argmax(dim=1)
+    confusion = torch.bincount(labels * num_classes + predicted, minlength=num_classes ** 2).view(num_classes, num_classes)
+    accuracy = 100.0 * (predicted == labels).float().mean().item() if len(labels) else float("nan")
+    return EvalResult(loss, accuracy, confusion)

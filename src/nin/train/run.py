@@ -1,0 +1,145 @@
+"""A whole training run: data, model, the epoch loop, and the run folder's files."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import time
+from pathlib import Path
+
+import torch
+
+from nin.config import TrainConfig
+from nin.data.batches import iterate_batches, make_prepare, shuffle_order
+from nin.data.sources import LoadedDataset, Split, load_dataset
+from nin.errors import NinError
+from nin.models.nin import NIN
+from nin.models.registry import preset_config
+from nin.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint,
+                                  save_weights)
+from nin.train.device import autocast, resolve_device, use_bf16
+from nin.train.loop import evaluate, train_one_epoch
+from nin.train.recipes import initialize_, param_groups
+from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, plateau_count, warmup_factor
+
+CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE = "config.json", "metrics.csv", "checkpoint.pt"
+WEIGHTS_FILE, CARD_FILE = "weights.safetensors", "card.json"
+
+
+def build_for_dataset(cfg: TrainConfig, data: LoadedDataset) -> NIN:
+    info = data.info
+    return NIN(preset_config(cfg.preset, in_channels=info.in_channels, num_classes=info.num_classes,
+                             class_map_relu=cfg.class_map_relu))
+
+
+def lr_schedule(cfg: TrainConfig, steps_per_epoch: int, train_accuracies: list[float]):
+    """The function step -> learning rate for the next epoch (before per-group scaling)."""
+    warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+    if cfg.recipe == "fast":
+        total = cfg.epochs * steps_per_epoch
+        # Short runs still get most of their steps after the warm-up.
+        warmup_steps = min(warmup_steps, total // 4)
+        return lambda step: one_cycle_lr(step, total, cfg.lr, warmup_steps)
+    base = paper_lr(cfg.lr, plateau_count(train_accuracies, cfg.patience, cfg.min_delta))
+    return lambda step: base * warmup_factor(step, warmup_steps)
+
+
+def subset(split: Split, n: int | None) -> Split:
+    if n is None:
+        return split
+    if not 0 < n <= len(split.labels):
+        raise NinError(f"--train-subset {n}: expected 1 to {len(split.labels)}")
+    return Split(split.images[:n], split.labels[:n])
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
+
+
+def weights_meta(cfg: TrainConfig, model: NIN, data: LoadedDataset) -> dict:
+    info = data.info
+    return {"preset": cfg.preset, "recipe": cfg.recipe, "dataset": info.name, "model_config": model.config.to_dict(),
+            "class_names": list(info.class_names), "mean": list(info.mean), "std": list(info.std)}
+
+
+def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
+    """Train as `cfg` says (already resolved), writing the run folder; returns the model card."""
+    run_dir = Path(cfg.out)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    bf16 = use_bf16(device, cfg.precision)
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.offline)
+    train = subset(data.train, cfg.train_subset)
+    model = build_for_dataset(cfg, data)
+    initialize_(model, cfg.recipe)
+    # channels-last lets oneDNN / cuDNN run the convolutions without layout changes.
+    model.to(device, memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(param_groups(model, cfg.recipe, cfg.weight_decay), lr=cfg.lr,
+                                momentum=cfg.momentum, nesterov=cfg.recipe == "fast")
+    prepare = make_prepare(data.info.mean, data.info.std, device, channels_last=True)
+    amp = autocast(device, bf16)
+
+    history: list[dict] = []
+    start_epoch, wall_before = 0, 0.0
+    if resume:
+        state = load_checkpoint(run_dir / CHECKPOINT_FILE)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
+        torch.set_rng_state(state["rng_torch"])
+        log(f"resuming {run_dir} at epoch {start_epoch + 1}")
+    atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+
+    steps_per_epoch = len(train.labels) // cfg.batch_size
+    if steps_per_epoch == 0:
+        raise NinError(f"--batch-size {cfg.batch_size} is larger than the {len(train.labels)} training images")
+    start = time.perf_counter()
+    result = None
+    for epoch in range(start_epoch, cfg.epochs):
+        train_accuracies = [row["train_accuracy"] for row in history]
+        if cfg.recipe == "paper" and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta)):
+            log(f"training accuracy stopped improving a third time: stopping after epoch {epoch}")
+            break
+        lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies)
+        order = shuffle_order(len(train.labels), cfg.seed, epoch)
+        batches = iterate_batches(train.images, train.labels, cfg.batch_size, order, drop_last=True)
+        stats = train_one_epoch(model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
+                                prepare, amp, cfg.label_smoothing, device, epoch, cfg.progress)
+        result = evaluate(model, data.test.images, data.test.labels, 512, prepare, amp, device, data.info.num_classes)
+        history.append({
+            "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
+            "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
+            "test_loss": round(result.loss, 6), "test_accuracy": round(result.accuracy, 4),
+            "images_per_second": round(stats.images_per_second, 1), "epoch_seconds": round(stats.seconds, 2),
+        })
+        log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% | "
+            f"test loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s")
+        write_metrics(run_dir / METRICS_FILE, history)
+        save_checkpoint(run_dir / CHECKPOINT_FILE, {
+            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+            "history": history, "rng_torch": torch.get_rng_state(),
+            "wall_seconds": wall_before + time.perf_counter() - start,
+        })
+
+    if result is None:   # resumed a finished run: evaluate what is there
+        result = evaluate(model, data.test.images, data.test.labels, 512, prepare, amp, device, data.info.num_classes)
+    return finish(run_dir, cfg, model, data, result, history, bf16, wall_before + time.perf_counter() - start)
+
+
+def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall) -> dict:
+    save_weights(run_dir / WEIGHTS_FILE, model.state_dict(), weights_meta(cfg, model, data))
+    card = {
+        "preset": cfg.preset, "recipe": cfg.recipe, "dataset": cfg.dataset, "epochs": len(history),
+        "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
+        "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
+        "seed": cfg.seed, "precision": "bf16" if bf16 else "fp32", "device": str(next(model.parameters()).device),
+        "weights": WEIGHTS_FILE,
+        "weights_sha256": hashlib.sha256((run_dir / WEIGHTS_FILE).read_bytes()).hexdigest(),
+    }
+    atomic_write_json(run_dir / CARD_FILE, card)
+    return card

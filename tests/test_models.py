@@ -1,0 +1,87 @@
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from nin.errors import NinError
+from nin.models import PRESETS, MLPConv, build_model, global_average_pool
+from nin.models.summary import forward_macs
+
+EXPECTED = json.loads((Path(__file__).parent / "expected_complexity.json").read_text())
+
+
+def test_every_preset_has_expected_numbers():
+    assert set(EXPECTED) == set(PRESETS)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_parameters_macs_and_output_shape(name):
+    model = build_model(name).eval()
+    expected = EXPECTED[name]
+    assert sum(p.numel() for p in model.parameters()) == expected["params"]
+    assert forward_macs(model, tuple(expected["input"])) == expected["macs"]
+    out = model(torch.randn(2, *expected["input"]))
+    assert out.shape == (2, model.config.num_classes)
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_pooled_output_is_mean_of_confidence_maps(name):
+    model = build_model(name).eval()
+    c = model.config.in_channels
+    x = torch.randn(3, c, 32, 32)
+    maps = model.forward_maps(x)
+    assert maps.shape == (3, model.config.num_classes, 8, 8)
+    torch.testing.assert_close(model(x), maps.mean(dim=(2, 3)))
+    torch.testing.assert_close(global_average_pool(maps), maps.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("size", [(17, 23), (9, 9), (45, 31), (64, 64)])
+def test_odd_input_sizes(size):
+    model = build_model("nin-cifar10").eval()
+    x = torch.randn(2, 3, *size)
+    maps = model.forward_maps(x)
+    # Each 3x3/2 pooling with padding 1 gives ceil(n / 2).
+    h, w = (math.ceil(math.ceil(n / 2) / 2) for n in size)
+    assert maps.shape == (2, 10, h, w)
+    assert model(x).shape == (2, 10)
+
+
+def test_class_maps_have_relu_by_default_and_option_removes_it():
+    x = torch.randn(4, 1, 28, 28)
+    with_relu = build_model("nin-mnist").eval()
+    assert (with_relu.forward_maps(x) >= 0).all()
+    without = build_model("nin-mnist", class_map_relu=False).eval()
+    torch.nn.init.constant_(without.class_map_layer.bias, -5.0)
+    assert (without.forward_maps(x) < 0).any()
+
+
+def test_mlpconv_1x1_layers_act_per_pixel():
+    block = MLPConv(4, (6, 5, 3), kernel=3).eval()
+    x = torch.randn(1, 4, 7, 7)
+    y = block(x)
+    assert y.shape == (1, 3, 7, 7)
+    # Changing one input pixel changes outputs only within the 3x3 neighbourhood.
+    x2 = x.clone()
+    x2[0, :, 3, 3] += 1.0
+    changed = (block(x2) - y).abs().sum(dim=1)[0] > 0
+    assert not changed[:2].any() and not changed[5:].any()
+    assert not changed[:, :2].any() and not changed[:, 5:].any()
+    assert [c.kernel_size for c in block.convs] == [(3, 3), (1, 1), (1, 1)]
+
+
+def test_checkpoint_key_names_are_stable():
+    keys = list(build_model("nin-mnist").state_dict())
+    assert keys[:2] == ["blocks.0.convs.0.weight", "blocks.0.convs.0.bias"]
+    assert keys[-1] == "blocks.2.convs.2.bias"
+
+
+def test_num_classes_override_changes_class_map_layer():
+    model = build_model("nin-cifar10", num_classes=7)
+    assert model.class_map_layer.out_channels == 7
+
+
+def test_unknown_preset_is_a_user_error():
+    with pytest.raises(NinError, match="unknown preset 'nin-foo'"):
+        build_model("nin-foo")

@@ -1,0 +1,35 @@
+import math
+
+import pytest
+
+from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count,
+                                warmup_factor)
+
+
+def test_warmup_is_linear_then_flat():
+    assert [warmup_factor(s, 4) for s in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert warmup_factor(0, 0) == 1.0
+
+
+@pytest.mark.parametrize("step, expected", [
+    (0, 0.01), (9, 0.1),                  # warm-up over 10 steps to the peak
+    (10, 0.1),                            # start of the cosine
+    (60, 0.05),                           # half way through the decay
+    (110, 0.0), (200, 0.0),               # the end, and past it
+])
+def test_one_cycle_table(step, expected):
+    assert math.isclose(one_cycle_lr(step, total_steps=110, peak_lr=0.1, warmup_steps=10), expected, abs_tol=1e-12)
+
+
+def test_plateau_count_table():
+    # min_delta 0.05 points, patience 2
+    assert plateau_count([], 2, 0.05) == 0
+    assert plateau_count([50, 60, 70, 80], 2, 0.05) == 0
+    assert plateau_count([50, 60, 60.04, 59], 2, 0.05) == 1            # two epochs without > 0.05 gain
+    assert plateau_count([50, 60, 60, 59, 61, 61, 61], 2, 0.05) == 2   # improvement resets the count
+    assert plateau_count([50, 50, 50, 50, 50, 50, 50], 2, 0.05) == 3
+
+
+def test_paper_lr_divides_by_ten_twice_then_stops():
+    assert [paper_lr(0.1, k) for k in range(4)] == pytest.approx([0.1, 0.01, 0.001, 0.001])
+    assert [paper_should_stop(k) for k in range(4)] == [False, False, False, True]
