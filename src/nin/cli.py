@@ -57,6 +57,8 @@ _TRAIN_FLAGS = {
     "momentum": (float, "SGD momentum"),
     "weight_decay": (float, "L2 weight decay (not on biases)"),
     "label_smoothing": (float, "label smoothing of the cross-entropy"),
+    "clip_grad_norm": (float, "clip the gradients' global L2 norm to this; 0: off"),
+    "init": (str, "normal (authors' N(0, 0.05)) or lsuv (data-dependent; see README)"),
     "warmup_epochs": (float, "linear learning-rate warm-up, in epochs"),
     "patience": (int, "paper recipe: epochs without improvement that make a plateau"),
     "min_delta": (float, "paper recipe: accuracy gain (points) that counts as improvement"),

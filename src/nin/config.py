@@ -10,6 +10,7 @@ from pathlib import Path
 from nin.errors import NinError
 
 RECIPES = ("paper", "fast")
+INITS = ("normal", "lsuv")
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -19,14 +20,18 @@ class RecipeDefaults:
     weight_decay: float
     epochs: int
     label_smoothing: float
+    clip_grad_norm: float          # 0: no clipping
+    init: str                      # "normal" (authors' N(0, 0.05)) or "lsuv" (see train/recipes.py)
 
 
 # What each recipe does is documented in README.md ("Training recipes") and train/recipes.py.
 RECIPE_DEFAULTS = {
     # Authors' files: momentum 0.9, weight decay 1e-5 (cuda-convnet), N(0, 0.05) weights.
     # `epochs` is only a cap: the plateau rule ends the run.
-    "paper": RecipeDefaults(lr=0.1, weight_decay=1e-5, epochs=200, label_smoothing=0.0),
-    "fast": RecipeDefaults(lr=0.1, weight_decay=5e-4, epochs=8, label_smoothing=0.1),
+    "paper": RecipeDefaults(lr=0.1, weight_decay=1e-5, epochs=200, label_smoothing=0.0, clip_grad_norm=0.0,
+                            init="normal"),
+    "fast": RecipeDefaults(lr=0.2, weight_decay=5e-4, epochs=8, label_smoothing=0.1, clip_grad_norm=1.0,
+                           init="lsuv"),
 }
 
 
@@ -41,6 +46,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float | None = None    # None: the recipe's default
     label_smoothing: float | None = None
+    clip_grad_norm: float | None = None  # clip the gradients' global L2 norm; 0: off
+    init: str | None = None              # None: the recipe's default
     warmup_epochs: float = 1.0           # linear warm-up of the learning rate (both recipes)
     patience: int = 3                    # paper recipe: epochs without a new best training accuracy
     min_delta: float = 0.05              # paper recipe: percentage points that count as improving
@@ -67,8 +74,12 @@ class TrainConfig:
             weight_decay=defaults.weight_decay if self.weight_decay is None else self.weight_decay,
             epochs=defaults.epochs if self.epochs is None else self.epochs,
             label_smoothing=defaults.label_smoothing if self.label_smoothing is None else self.label_smoothing,
+            clip_grad_norm=defaults.clip_grad_norm if self.clip_grad_norm is None else self.clip_grad_norm,
+            init=defaults.init if self.init is None else self.init,
             out=self.out or f"runs/{self.dataset}-{self.preset}-{self.recipe}",
         )
+        if cfg.init not in INITS:
+            raise NinError(f"unknown init {cfg.init!r}: expected one of {', '.join(INITS)}")
         for name in ("epochs", "batch_size"):
             if getattr(cfg, name) < 1:
                 raise NinError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")

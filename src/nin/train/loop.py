@@ -52,8 +52,8 @@ Prepare = Callable[[torch.Tensor], torch.Tensor]   # uint8 batch on the device -
 
 
 def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at: Callable[[int], float],
-                    first_step: int, prepare: Prepare, autocast, label_smoothing: float, device: torch.device,
-                    epoch: int, progress: bool) -> EpochStats:
+                    first_step: int, prepare: Prepare, autocast, label_smoothing: float, clip_grad_norm: float,
+                    device: torch.device, epoch: int, progress: bool) -> EpochStats:
     """Train over `batches`; `lr_at(global_step)` gives each step's learning rate before scaling."""
     model.train()
     loss_sum = torch.zeros((), device=device)
@@ -74,6 +74,8 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm, foreach=True)
         optimizer.step()
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(dim=1) == labels).sum()

@@ -14,23 +14,58 @@ PAPER_BIAS_LR_SCALE = 2.0
 PAPER_CLASS_MAP_LR_SCALE = 0.1
 
 
-def init_paper_(model: NIN) -> None:
+def init_normal_(model: NIN) -> None:
     for module in model.modules():
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             nn.init.normal_(module.weight, std=PAPER_INIT_STD)
             nn.init.zeros_(module.bias)
 
 
-def init_fast_(model: NIN) -> None:
-    """Kaiming (He) normal for ReLU layers; zero biases."""
-    for module in model.modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
-            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-            nn.init.zeros_(module.bias)
+# Fast recipe: the class-map layer starts with small outputs around +1, so that every class
+# map is positive (alive under the class-map ReLU) and all classes start with equal scores.
+FAST_CLASS_MAP_STD = 0.1
+FAST_CLASS_MAP_BIAS = 1.0
 
 
-def initialize_(model: NIN, recipe: str) -> None:
-    {"paper": init_paper_, "fast": init_fast_}[recipe](model)
+@torch.no_grad()
+def init_lsuv_(model: NIN, sample: torch.Tensor) -> None:
+    """Data-dependent init that keeps the paper's model trainable at a high learning rate.
+
+    Every layer gets Kaiming normal weights and is then rescaled so that its output has
+    unit std on `sample` (LSUV: Mishkin & Matas 2016, "All you need is a good init");
+    the class-map layer is rescaled to std 0.1 around a bias of 1.0.
+
+    Why: with plain Kaiming init the first MNIST batch gives logits up to ~8 and a
+    gradient norm ~40, and within 15 steps every class map is negative everywhere; the
+    class-map ReLU then passes no gradient and training sits at chance (loss 2.3026).
+    With LSUV alone, classes still die one by one (seed-dependent: 38% to 97% after 300
+    steps). Starting the class maps positive keeps all of them alive.
+    """
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    for layer in layers:
+        nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        nn.init.zeros_(layer.bias)
+    was_training = model.training
+    model.eval()
+    for layer in layers:
+        captured = {}
+        handle = layer.register_forward_hook(lambda _m, _i, out: captured.__setitem__("out", out))
+        try:
+            model(sample)
+        finally:
+            handle.remove()
+        target = FAST_CLASS_MAP_STD if layer is model.class_map_layer else 1.0
+        layer.weight.mul_(target / captured["out"].std().clamp(min=1e-8))
+    nn.init.constant_(model.class_map_layer.bias, FAST_CLASS_MAP_BIAS)
+    model.train(was_training)
+
+
+def initialize_(model: NIN, init: str, sample: torch.Tensor) -> None:
+    """`normal`: the authors' N(0, 0.05); `lsuv`: data-dependent, on `sample`, prepared training images."""
+    if init == "normal":
+        init_normal_(model)
+    else:
+        init_lsuv_(model, sample)
 
 
 def param_groups(model: NIN, recipe: str, weight_decay: float) -> list[dict]:

@@ -25,6 +25,7 @@ from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, platea
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE = "config.json", "metrics.csv", "checkpoint.pt"
 WEIGHTS_FILE, CARD_FILE = "weights.safetensors", "card.json"
+INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init looks at
 
 
 def build_for_dataset(cfg: TrainConfig, data: LoadedDataset) -> NIN:
@@ -76,12 +77,12 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.offline)
     train = subset(data.train, cfg.train_subset)
     model = build_for_dataset(cfg, data)
-    initialize_(model, cfg.recipe)
+    prepare = make_prepare(data.info.mean, data.info.std, device, channels_last=True)
     # channels-last lets oneDNN / cuDNN run the convolutions without layout changes.
     model.to(device, memory_format=torch.channels_last)
+    initialize_(model, cfg.init, sample=prepare(train.images[:INIT_SAMPLE].to(device)))
     optimizer = torch.optim.SGD(param_groups(model, cfg.recipe, cfg.weight_decay), lr=cfg.lr,
                                 momentum=cfg.momentum, nesterov=cfg.recipe == "fast")
-    prepare = make_prepare(data.info.mean, data.info.std, device, channels_last=True)
     amp = autocast(device, bf16)
 
     history: list[dict] = []
@@ -109,7 +110,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         order = shuffle_order(len(train.labels), cfg.seed, epoch)
         batches = iterate_batches(train.images, train.labels, cfg.batch_size, order, drop_last=True)
         stats = train_one_epoch(model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
-                                prepare, amp, cfg.label_smoothing, device, epoch, cfg.progress)
+                                prepare, amp, cfg.label_smoothing, cfg.clip_grad_norm, device, epoch, cfg.progress)
         result = evaluate(model, data.test.images, data.test.labels, 512, prepare, amp, device, data.info.num_classes)
         history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
