@@ -48,7 +48,7 @@ def cmd_summary(args) -> int:
 
 # Flags that map one-to-one onto TrainConfig fields (flag name = field name with dashes).
 _TRAIN_FLAGS = {
-    "dataset": (str, "data set: mnist or fashion-mnist"),
+    "dataset": (str, "data set: mnist, fashion-mnist, cifar10, cifar100 or svhn"),
     "preset": (str, "model preset (see `nin summary --help`)"),
     "recipe": (str, "paper or fast (see README, Training recipes)"),
     "epochs": (int, "epochs (paper recipe: the most; the plateau rule may stop it earlier)"),
@@ -67,6 +67,9 @@ _TRAIN_FLAGS = {
     "device": (str, "auto, cpu, cuda or cuda:N"),
     "data_dir": (str, "folder with the data set files (default $NIN_DATA, else ./data)"),
     "train_subset": (int, "train on the first N training images only"),
+    "val_split": (str, "none, or paper: hold out the paper's validation set and evaluate on it each epoch"),
+    "preprocess": (str, "none, gcn-zca or lcn (default: what the paper did for the data set)"),
+    "cache_dir": (str, "where preprocessed arrays are cached (default $NIN_CACHE, else ~/.cache/nin)"),
     "out": (str, "run folder (default runs/<dataset>-<preset>-<recipe>)"),
 }
 
@@ -78,6 +81,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--offline", action="store_true", default=None, help="never touch the network")
     p.add_argument("--no-class-map-relu", dest="class_map_relu", action="store_false", default=None,
                    help="drop the ReLU on the class-map layer (a model change; the paper keeps it)")
+    p.add_argument("--augment", action="store_true", default=None,
+                   help="random translations, plus horizontal flips for CIFAR (never for digits)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
 
@@ -92,7 +97,7 @@ def train_config_from_args(args) -> "TrainConfig":
         values["out"] = str(args.resume)
     if args.config is not None:
         values.update(load_config_file(args.config))
-    fields = [*_TRAIN_FLAGS, "offline", "class_map_relu", "progress"]
+    fields = [*_TRAIN_FLAGS, "offline", "class_map_relu", "progress", "augment"]
     values.update({f: getattr(args, f) for f in fields if getattr(args, f) is not None})
     return TrainConfig.from_dict(values).resolved()
 
@@ -119,7 +124,9 @@ def cmd_eval(args) -> int:
 
     model, meta = load_trained(args.checkpoint)
     name = meta_dataset(meta, args.dataset)
-    data = load_dataset(name, args.data_dir, args.offline)
+    # The same splits and preprocessing as in training (ZCA is fitted on the training split).
+    data = load_dataset(name, args.data_dir, args.offline, meta.get("val_split", "none"), meta.get("preprocess"),
+                        meta.get("seed", 0), args.cache_dir)
     device = resolve_device(args.device)
     model = to_device(model, device)
     prepare = make_prepare(tuple(meta["mean"]), tuple(meta["std"]), device, channels_last=True)
@@ -168,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the data set files")
     p.add_argument("--offline", action="store_true", help="never touch the network")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    p.add_argument("--cache-dir", type=Path, default=None, help="preprocessed arrays (default $NIN_CACHE, else ~/.cache/nin)")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--device", default="auto")

@@ -58,6 +58,10 @@ class TrainConfig:
     data_dir: str | None = None          # None: $NIN_DATA, else ./data
     offline: bool = False
     train_subset: int | None = None      # train on the first N training images only
+    val_split: str = "none"              # "paper": hold out the paper's validation set, evaluate on it per epoch
+    preprocess: str | None = None        # None: what the paper did (gcn-zca for CIFAR, lcn for SVHN, none else)
+    augment: bool = False                # random translations (and flips for CIFAR), on whole batches
+    cache_dir: str | None = None         # preprocessed arrays; None: $NIN_CACHE, else ~/.cache/nin
     out: str | None = None               # None: runs/<dataset>-<preset>-<recipe>
     progress: bool = True
 

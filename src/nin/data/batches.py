@@ -39,6 +39,8 @@ def make_prepare(mean: tuple[float, ...], std: tuple[float, ...], device: torch.
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
     def prepare(images: torch.Tensor) -> torch.Tensor:
-        return normalize(images, mean_t, std_t).contiguous(memory_format=memory_format)
+        # uint8 images are standardised here; preprocessed (float16) ones are used as they are.
+        x = normalize(images, mean_t, std_t) if images.dtype == torch.uint8 else images.float()
+        return x.contiguous(memory_format=memory_format)
 
     return prepare

@@ -1,7 +1,10 @@
-"""Finding, downloading and reading the data sets (all the data I/O lives here)."""
+"""Data sets by name: raw arrays from each format's reader, the paper's splits and preprocessing, cached."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,8 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nin.data.idx import read_idx
+from nin.data import cifar, mnist, preprocess, svhn
 from nin.errors import NinError
+from nin.train.checkpoint import atomic_write_json
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DIGITS = tuple(str(i) for i in range(10))
 
 
 @dataclass(frozen=True)
@@ -19,9 +26,12 @@ class DatasetInfo:
     in_channels: int
     image_size: int
     class_names: tuple[str, ...]
-    # Per-channel mean and std on the 0-1 scale, over the training images.
+    # Per-channel mean and std on the 0-1 scale of the training images, for `--preprocess none`.
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    paper_preprocess: str     # what the paper did: none, gcn-zca or lcn
+    augment_shift: int        # --augment: random translation of up to this many pixels
+    augment_flip: bool        # --augment: horizontal flips (never for digits)
 
     @property
     def num_classes(self) -> int:
@@ -30,38 +40,49 @@ class DatasetInfo:
 
 @dataclass(frozen=True)
 class Split:
-    images: torch.Tensor   # (N, C, H, W) uint8
+    images: torch.Tensor   # (N, C, H, W): uint8 (raw) or float16 (preprocessed)
     labels: torch.Tensor   # (N,) int64
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
 @dataclass(frozen=True)
 class LoadedDataset:
     info: DatasetInfo
     train: Split
+    val: Split | None
     test: Split
+    preprocess: str
+    record: dict           # how the splits and preprocessing were made; written to the run folder
 
 
+_UNSET = (0.0,)
 DATASETS = {
-    # Mean/std from ../shared/data/README.md (checked on the full training sets).
-    "mnist": DatasetInfo("mnist", 1, 28, tuple(str(i) for i in range(10)), (0.1307,), (0.3081,)),
+    # MNIST mean/std: ../shared/data/README.md (full training sets).
+    "mnist": DatasetInfo("mnist", 1, 28, DIGITS, (0.1307,), (0.3081,), "none", 2, False),
     "fashion-mnist": DatasetInfo(
         "fashion-mnist", 1, 28,
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        (0.2860,), (0.3530,),
-    ),
+        (0.2860,), (0.3530,), "none", 2, False),
+    # For CIFAR and SVHN the mean/std are measured on the training split when loaded.
+    "cifar10": DatasetInfo("cifar10", 3, 32, CIFAR10_CLASSES, _UNSET, _UNSET, "gcn-zca", 4, True),
+    "cifar100": DatasetInfo("cifar100", 3, 32, tuple(f"class {i}" for i in range(100)), _UNSET, _UNSET,
+                            "gcn-zca", 4, True),
+    "svhn": DatasetInfo("svhn", 3, 32, DIGITS, _UNSET, _UNSET, "lcn", 2, False),
 }
-
-IDX_FILES = {  # split -> (images, labels), without .gz
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-_TORCHVISION_FOLDER = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}
-# Debian's package dataset-fashion-mnist installs the original files here.
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+PREPROCESSINGS = ("none", "gcn-zca", "lcn")
+VAL_SPLITS = ("none", "paper")
+# CIFAR and the MNISTs: the paper's validation set is the last 10,000 training images.
+HOLDOUT = 10_000
 
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("NIN_DATA") or "data")
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("NIN_CACHE") or Path.home() / ".cache" / "nin")
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -70,81 +91,167 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def _find_file(folder: Path, stem: str) -> Path | None:
-    for candidate in (folder / stem, folder / f"{stem}.gz"):
-        if candidate.is_file():
-            return candidate
-    return None
+def _read_raw(name: str, data_dir: Path, offline: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (uint8 images (N, C, H, W), int64 labels), straight from the files."""
+    info = DATASETS[name]
+    if name in ("mnist", "fashion-mnist"):
+        paths = mnist.locate_idx(name, data_dir, offline)
+        return {split: mnist.read_idx_split(paths, split, info.image_size, info.num_classes)
+                for split in ("train", "test")}
+    if name in cifar.LAYOUTS:
+        train, test = cifar.load_cifar(name, data_dir, offline)
+        return {"train": train, "test": test}
+    paths = svhn.locate_svhn(data_dir, offline)
+    return {split: svhn.read_svhn_mat(path) for split, path in paths.items()}
 
 
-def _idx_folders(name: str, data_dir: Path) -> list[Path]:
-    folders = [data_dir, data_dir / name, data_dir / _TORCHVISION_FOLDER[name] / "raw"]
-    if name == "fashion-mnist":
-        folders.append(DEBIAN_FASHION_MNIST)
-    return folders
+def _split_indices(name: str, raw: dict, val_split: str, seed: int) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """Indices of the training and validation images into the training pool, and how they were chosen.
+
+    The pool is the training images, followed for SVHN by the extra images.
+    """
+    n_train = len(raw["train"][1])
+    if name == "svhn":
+        n_pool = n_train + len(raw["extra"][1])
+        if val_split == "none":
+            return np.arange(n_pool), None, {"val_split": "none", "train": "train + extra"}
+        val_train, val_extra = svhn.svhn_validation_indices(raw["train"][1], raw["extra"][1], seed)
+        val = np.concatenate([val_train, n_train + val_extra])
+        train = np.setdiff1d(np.arange(n_pool), val, assume_unique=True)
+        return train, val, {"val_split": "paper", "seed": seed, "rule": "400 per class from train, 200 per class "
+                            "from extra; indices into train followed by extra",
+                            "val_indices": val.tolist()}
+    if val_split == "none":
+        return np.arange(n_train), None, {"val_split": "none"}
+    if n_train <= HOLDOUT:
+        raise NinError(f"--val-split paper holds out the last {HOLDOUT} training images, but {name} has {n_train}")
+    return (np.arange(n_train - HOLDOUT), np.arange(n_train - HOLDOUT, n_train),
+            {"val_split": "paper", "rule": f"the last {HOLDOUT} training images"})
 
 
-def _all_files(folder: Path) -> dict[str, Path] | None:
-    stems = [s for pair in IDX_FILES.values() for s in pair]
-    found = {s: _find_file(folder, s) for s in stems}
-    if all(found.values()):
-        return found
-    present = [s for s, p in found.items() if p]
-    if present:
-        missing = [f"{s}[.gz]" for s, p in found.items() if not p]
-        raise NinError(f"{folder}: has {', '.join(present)} but is missing {', '.join(missing)}; "
-                       "put all four IDX files there, or delete the folder to download them again")
-    return None
+def _digest(*arrays: np.ndarray) -> str:
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
 
 
-def _download_idx(name: str, data_dir: Path) -> Path:
-    """torchvision's download, which checks every file's MD5; returns the folder of raw files."""
-    import torchvision
-
-    cls = torchvision.datasets.MNIST if name == "mnist" else torchvision.datasets.FashionMNIST
-    try:
-        cls(root=str(data_dir), train=True, download=True)
-    except (OSError, RuntimeError) as e:
-        raise NinError(f"{name}: download into {data_dir} failed ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
-                       f"put the IDX files in {data_dir} yourself, or check the network") from None
-    return data_dir / _TORCHVISION_FOLDER[name] / "raw"
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        np.save(f, array)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
-def locate_idx(name: str, data_dir: Path, offline: bool) -> dict[str, Path]:
-    """The paths of the four IDX files of `name`, downloading them unless `offline`."""
-    for folder in _idx_folders(name, data_dir):
-        found = _all_files(folder)
-        if found:
-            return found
-    expected = ", ".join(f"{s}[.gz]" for pair in IDX_FILES.values() for s in pair)
-    if offline:
-        where = ", ".join(str(f) for f in _idx_folders(name, data_dir))
-        raise NinError(f"{name}: no IDX files found in {where}; expected {expected}; "
-                       "pass --data-dir with the folder that holds them, or drop --offline to download")
-    found = _all_files(_download_idx(name, data_dir))
-    if not found:
-        raise NinError(f"{name}: the download left no IDX files in {data_dir}; expected {expected}")
-    return found
+def _as_split(images: np.ndarray, labels: np.ndarray) -> Split:
+    return Split(torch.from_numpy(images), torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)))
 
 
-def _read_split(paths: dict[str, Path], split: str, info: DatasetInfo) -> Split:
-    images_stem, labels_stem = IDX_FILES[split]
-    images = read_idx(paths[images_stem], ndim=3)
-    labels = read_idx(paths[labels_stem], ndim=1)
-    if len(images) != len(labels):
-        raise NinError(f"{paths[images_stem]}: {len(images)} images but {paths[labels_stem]} has {len(labels)} labels; "
-                       "one of the two files is wrong")
-    if images.shape[1:] != (info.image_size, info.image_size):
-        raise NinError(f"{paths[images_stem]}: images of {images.shape[1]}x{images.shape[2]}, expected "
-                       f"{info.image_size}x{info.image_size} for {info.name}")
-    if labels.size and labels.max() >= info.num_classes:
-        raise NinError(f"{paths[labels_stem]}: label {labels.max()} out of range 0-{info.num_classes - 1}")
-    return Split(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels.astype(np.int64)))
+def _preprocess_to_cache(folder: Path, method: str, pool_x, pool_y, train_idx, val_idx, test) -> dict:
+    """Preprocess each split into float16 .npy files in `folder`; returns the record (ZCA stats and all)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = {"train": train_idx, "val": val_idx}
+    record: dict = {"method": method, "dtype": "float16"}
+    if method == "gcn-zca":
+        flat = lambda x: preprocess.global_contrast_normalize(x.reshape(len(x), -1))
+        train = flat(pool_x[train_idx])
+        zca = preprocess.fit_zca(train)
+        _save_npy(folder / "zca_mean.npy", zca.mean)
+        _save_npy(folder / "zca_matrix.npy", zca.matrix)
+        transform = lambda x: preprocess.apply_zca(flat(x), zca).reshape(len(x), *pool_x.shape[1:])
+        record.update(gcn_scale=preprocess.GCN_SCALE, zca_filter_bias=preprocess.ZCA_FILTER_BIAS,
+                      zca_fitted_on="train split")
+        del train
+    else:
+        transform = preprocess.local_contrast_normalize
+        record.update(lcn_kernel=preprocess.LCN_KERNEL_SIZE, lcn_sigma=preprocess.LCN_SIGMA,
+                      lcn_threshold=preprocess.LCN_THRESHOLD)
+
+    def write(split: str, source_x, index, labels):
+        # One float copy at a time: chunks go straight into a float16 file on disk.
+        n = len(index) if index is not None else len(source_x)
+        out = np.lib.format.open_memmap(folder / f".{split}_images.npy.tmp", mode="w+", dtype=np.float16,
+                                        shape=(n, *source_x.shape[1:]))
+        for start in range(0, n, 10_000):
+            rows = index[start:start + 10_000] if index is not None else slice(start, start + 10_000)
+            out[start:start + 10_000] = transform(source_x[rows])
+        out.flush()
+        del out
+        os.replace(folder / f".{split}_images.npy.tmp", folder / f"{split}_images.npy")
+        _save_npy(folder / f"{split}_labels.npy", labels)
+
+    for split, index in parts.items():
+        if index is not None:
+            write(split, pool_x, index, pool_y[index])
+    write("test", test[0], None, test[1])
+    return record
 
 
-def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False) -> LoadedDataset:
-    """Train and test splits of a data set, held in memory as uint8 tensors."""
+def _load_cached(folder: Path, has_val: bool) -> tuple[Split, Split | None, Split]:
+    def split(name):
+        # Copy-on-write memory map: pages are read when batches touch them, never copied whole.
+        return _as_split(np.load(folder / f"{name}_images.npy", mmap_mode="c"), np.load(folder / f"{name}_labels.npy"))
+
+    return split("train"), split("val") if has_val else None, split("test")
+
+
+def _channel_stats(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = torch.from_numpy(images[: min(len(images), 50_000)]).float().div_(255)
+    return tuple(x.mean(dim=(0, 2, 3)).tolist()), tuple(x.std(dim=(0, 2, 3)).tolist())
+
+
+def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False, val_split: str = "none",
+                 preprocess: str | None = None, seed: int = 0, cache_dir: Path | None = None) -> LoadedDataset:
+    """Training, validation (or None) and test splits of a data set, in memory or memory-mapped.
+
+    `preprocess` None means what the paper did for this data set. Preprocessed arrays
+    are cached in `cache_dir`, keyed by the content of the source files and every
+    parameter, so a second run starts in seconds.
+    """
     info = dataset_info(name)
+    method = preprocess or info.paper_preprocess
+    if method not in PREPROCESSINGS:
+        raise NinError(f"unknown preprocessing {method!r}: expected one of {', '.join(PREPROCESSINGS)}")
+    if val_split not in VAL_SPLITS:
+        raise NinError(f"unknown validation split {val_split!r}: expected one of {', '.join(VAL_SPLITS)}")
+    if method != "none" and info.in_channels != 3:
+        raise NinError(f"--preprocess {method} is for the colour data sets; {name} takes --preprocess none")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    paths = locate_idx(name, data_dir, offline)
-    return LoadedDataset(info, _read_split(paths, "train", info), _read_split(paths, "test", info))
+    raw = _read_raw(name, data_dir, offline)
+    train_idx, val_idx, record = _split_indices(name, raw, val_split, seed)
+    test = raw["test"]
+    pool_x, pool_y = (np.concatenate([raw["train"][0], raw["extra"][0]]), np.concatenate([raw["train"][1], raw["extra"][1]])) \
+        if name == "svhn" else raw["train"]
+    del raw
+
+    if method == "none":
+        if info.mean == _UNSET:
+            mean, std = _channel_stats(pool_x[train_idx[:50_000]])
+            info = dataclasses.replace(info, mean=mean, std=std)
+        take = lambda index: _as_split(pool_x if len(index) == len(pool_x) else pool_x[index], pool_y[index])
+        return LoadedDataset(info, take(train_idx), take(val_idx) if val_idx is not None else None,
+                             _as_split(*test), method, {**record, "preprocess": "none"})
+
+    key = _digest(pool_x, pool_y, test[0], test[1], train_idx, val_idx if val_idx is not None else np.zeros(0),
+                  np.frombuffer(json.dumps([method, preprocess_constants()]).encode(), np.uint8))
+    folder = Path(cache_dir or default_cache_dir()) / f"{name}-{method}-{key[:16]}"
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():   # meta.json is written last: its presence means the cache is whole
+        try:
+            pre_record = _preprocess_to_cache(folder, method, pool_x, pool_y, train_idx, val_idx, test)
+        except OSError as e:
+            raise NinError(f"{folder}: cannot write the preprocessing cache ({e.strerror}); "
+                           "set NIN_CACHE to a writable folder with a few GB free") from None
+        atomic_write_json(meta_path, {"dataset": name, "key": key, **pre_record})
+    del pool_x
+    train, val, test_split = _load_cached(folder, val_idx is not None)
+    meta = json.loads(meta_path.read_text())
+    return LoadedDataset(info, train, val, test_split, method, {**record, "preprocess": meta, "cache": str(folder)})
+
+
+def preprocess_constants() -> dict:
+    """The preprocessing module's numeric constants: part of the cache key."""
+    return {k: v for k, v in vars(preprocess).items() if k.isupper() and isinstance(v, (int, float))}

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from nin.config import TrainConfig
+from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.sources import LoadedDataset, Split, load_dataset
 from nin.errors import NinError
@@ -23,7 +24,7 @@ from nin.train.loop import evaluate, train_one_epoch
 from nin.train.recipes import initialize_, param_groups
 from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, plateau_count, warmup_factor
 
-CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE = "config.json", "metrics.csv", "checkpoint.pt"
+CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, DATA_FILE = "config.json", "metrics.csv", "checkpoint.pt", "data.json"
 WEIGHTS_FILE, CARD_FILE = "weights.safetensors", "card.json"
 INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init looks at
 
@@ -65,17 +66,24 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
 def weights_meta(cfg: TrainConfig, model: NIN, data: LoadedDataset) -> dict:
     info = data.info
     return {"preset": cfg.preset, "recipe": cfg.recipe, "dataset": info.name, "model_config": model.config.to_dict(),
-            "class_names": list(info.class_names), "mean": list(info.mean), "std": list(info.std)}
+            "class_names": list(info.class_names), "mean": list(info.mean), "std": list(info.std),
+            "preprocess": data.preprocess, "val_split": cfg.val_split, "seed": cfg.seed}
 
 
-def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
-    """Train as `cfg` says (already resolved), writing the run folder; returns the model card."""
+def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None) -> dict:
+    """Train as `cfg` says (already resolved), writing the run folder; returns the model card.
+
+    `on_epoch_end(epoch)` is called after each epoch's checkpoint is written.
+    """
     run_dir = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     bf16 = use_bf16(device, cfg.precision)
-    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.offline)
+    data = load_dataset(cfg.dataset, cfg.data_dir, cfg.offline, cfg.val_split, cfg.preprocess, cfg.seed, cfg.cache_dir)
     train = subset(data.train, cfg.train_subset)
+    # Per-epoch evaluation is on the validation split when there is one; the test set is used once, at the end.
+    eval_name, eval_split = ("val", data.val) if data.val is not None else ("test", data.test)
+    augment = make_augment(data.info.augment_shift, data.info.augment_flip) if cfg.augment else None
     model = build_for_dataset(cfg, data)
     prepare = make_prepare(data.info.mean, data.info.std, device, channels_last=True)
     # channels-last lets oneDNN / cuDNN run the convolutions without layout changes.
@@ -95,6 +103,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         torch.set_rng_state(state["rng_torch"])
         log(f"resuming {run_dir} at epoch {start_epoch + 1}")
     atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+    atomic_write_json(run_dir / DATA_FILE, data.record)
 
     steps_per_epoch = len(train.labels) // cfg.batch_size
     if steps_per_epoch == 0:
@@ -110,32 +119,38 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print) -> dict:
         order = shuffle_order(len(train.labels), cfg.seed, epoch)
         batches = iterate_batches(train.images, train.labels, cfg.batch_size, order, drop_last=True)
         stats = train_one_epoch(model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
-                                prepare, amp, cfg.label_smoothing, cfg.clip_grad_norm, device, epoch, cfg.progress)
-        result = evaluate(model, data.test.images, data.test.labels, 512, prepare, amp, device, data.info.num_classes)
+                                prepare, augment, amp, cfg.label_smoothing, cfg.clip_grad_norm, device, epoch,
+                                cfg.progress)
+        result = evaluate(model, eval_split.images, eval_split.labels, 512, prepare, amp, device, data.info.num_classes)
         history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
             "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
-            "test_loss": round(result.loss, 6), "test_accuracy": round(result.accuracy, 4),
+            f"{eval_name}_loss": round(result.loss, 6), f"{eval_name}_accuracy": round(result.accuracy, 4),
             "images_per_second": round(stats.images_per_second, 1), "epoch_seconds": round(stats.seconds, 2),
         })
         log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% | "
-            f"test loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s")
+            f"{eval_name} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s")
         write_metrics(run_dir / METRICS_FILE, history)
         save_checkpoint(run_dir / CHECKPOINT_FILE, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
             "history": history, "rng_torch": torch.get_rng_state(),
             "wall_seconds": wall_before + time.perf_counter() - start,
         })
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
 
-    if result is None:   # resumed a finished run: evaluate what is there
+    if result is None or eval_name != "test":
         result = evaluate(model, data.test.images, data.test.labels, 512, prepare, amp, device, data.info.num_classes)
     return finish(run_dir, cfg, model, data, result, history, bf16, wall_before + time.perf_counter() - start)
 
 
 def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall) -> dict:
     save_weights(run_dir / WEIGHTS_FILE, model.state_dict(), weights_meta(cfg, model, data))
+    last = history[-1] if history else {}
     card = {
         "preset": cfg.preset, "recipe": cfg.recipe, "dataset": cfg.dataset, "epochs": len(history),
+        "preprocess": data.preprocess, "augment": cfg.augment, "val_split": cfg.val_split,
+        "val_accuracy": last.get("val_accuracy"),
         "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
         "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
         "seed": cfg.seed, "precision": "bf16" if bf16 else "fp32", "device": str(next(model.parameters()).device),

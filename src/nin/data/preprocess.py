@@ -1,0 +1,96 @@
+"""The paper's preprocessing as pure functions: arrays in, arrays out (no paths, no randomness).
+
+The NIN paper preprocessed CIFAR and SVHN "as in the maxout paper", i.e. with pylearn2's
+`make_cifar10_gcn_whitened.py` / `make_svhn_pytables.py` scripts; the constants below are theirs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+# pylearn2 cifar10 gcn_whitened: GlobalContrastNormalization(subtract_mean=True, scale=55.)
+GCN_SCALE = 55.0
+# pylearn2 global_contrast_normalize: norms below this are treated as 1 (flat images stay flat).
+GCN_MIN_DIVISOR = 1e-8
+# pylearn2 cifar10 gcn_whitened: ZCA(filter_bias=.1), added to the covariance's diagonal.
+ZCA_FILTER_BIAS = 0.1
+# pylearn2 lecun_lcn as used for maxout's SVHN: 7x7 Gaussian (sigma 2, normalised to sum 1),
+# divisor floored at 1e-4.
+LCN_KERNEL_SIZE = 7
+LCN_SIGMA = 2.0
+LCN_THRESHOLD = 1e-4
+
+
+def global_contrast_normalize(x: np.ndarray, scale: float = GCN_SCALE,
+                              min_divisor: float = GCN_MIN_DIVISOR) -> np.ndarray:
+    """Per row of x (N, D): subtract its mean, divide by its L2 norm, multiply by `scale`."""
+    x = np.asarray(x, dtype=np.float32)
+    centred = x - x.mean(axis=1, keepdims=True)
+    norms = np.sqrt((centred.astype(np.float64) ** 2).sum(axis=1, keepdims=True)) / scale
+    norms[norms < min_divisor] = 1.0
+    return (centred / norms).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ZcaParams:
+    mean: np.ndarray     # (D,) float32
+    matrix: np.ndarray   # (D, D) float32, symmetric
+
+
+def fit_zca(x: np.ndarray, filter_bias: float = ZCA_FILTER_BIAS) -> ZcaParams:
+    """ZCA whitening fitted on x (N, D), the training split only.
+
+    W = V diag(1 / sqrt(lambda)) V^T, with (V, lambda) the eigendecomposition of
+    X_c^T X_c / N + filter_bias * I, as pylearn2's ZCA.fit does.
+    """
+    data = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    mean = data.mean(dim=0)
+    centred = data - mean
+    # X^T X in float32 (the expensive part), eigendecomposition in float64 for accuracy.
+    covariance = (centred.T @ centred).double() / len(data)
+    covariance += filter_bias * torch.eye(covariance.shape[0], dtype=torch.float64)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    matrix = (eigenvectors * eigenvalues.rsqrt()) @ eigenvectors.T
+    return ZcaParams(mean.numpy(), matrix.float().numpy())
+
+
+def apply_zca(x: np.ndarray, params: ZcaParams, chunk: int = 10_000) -> np.ndarray:
+    """(x - mean) W for x (N, D), in chunks so that only one float copy is held."""
+    matrix = torch.from_numpy(params.matrix)
+    mean = torch.from_numpy(params.mean)
+    out = np.empty((len(x), matrix.shape[0]), dtype=np.float32)
+    for start in range(0, len(x), chunk):
+        block = torch.from_numpy(np.asarray(x[start:start + chunk], dtype=np.float32))
+        out[start:start + chunk] = ((block - mean) @ matrix).numpy()
+    return out
+
+
+def gaussian_kernel(size: int = LCN_KERNEL_SIZE, sigma: float = LCN_SIGMA) -> np.ndarray:
+    """A (size, size) Gaussian normalised to sum 1, centred on the middle pixel."""
+    r = np.arange(size) - size // 2
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma ** 2))
+    return (g / g.sum()).astype(np.float32)
+
+
+def local_contrast_normalize(x: np.ndarray, kernel_size: int = LCN_KERNEL_SIZE, sigma: float = LCN_SIGMA,
+                             threshold: float = LCN_THRESHOLD) -> np.ndarray:
+    """LeCun's LCN per channel on images x (N, C, H, W), as pylearn2's lecun_lcn.
+
+    Subtract the Gaussian-weighted local mean; divide by the larger of the local
+    (Gaussian-weighted) norm and its mean over the image, floored at `threshold`.
+    Borders are zero-padded, as pylearn2's 'full' convolution cropped to the image.
+    """
+    images = torch.from_numpy(np.asarray(x, dtype=np.float32))
+    n, c, h, w = images.shape
+    flat = images.reshape(n * c, 1, h, w)
+    kernel = torch.from_numpy(gaussian_kernel(kernel_size, sigma)).view(1, 1, kernel_size, kernel_size)
+    pad = kernel_size // 2
+    centred = flat - F.conv2d(flat, kernel, padding=pad)
+    local_norm = F.conv2d(centred.square(), kernel, padding=pad).sqrt()
+    per_image = local_norm.mean(dim=(2, 3), keepdim=True)
+    divisor = torch.maximum(local_norm, per_image).clamp(min=threshold)
+    return (centred / divisor).reshape(n, c, h, w).numpy()

@@ -1,0 +1,84 @@
+"""SVHN cropped digits (train_32x32.mat, test_32x32.mat, extra_32x32.mat)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nin.errors import NinError
+
+SPLIT_FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat", "extra": "extra_32x32.mat"}
+URL_BASE = "http://ufldl.stanford.edu/housenumbers/"
+
+
+def _official_md5s() -> dict[str, str]:
+    from torchvision.datasets import SVHN
+
+    return {split: md5 for split, (_url, _name, md5) in SVHN.split_list.items()}
+
+
+def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64 with digit 0 as 0) from one .mat file."""
+    import scipy.io
+
+    try:
+        mat = scipy.io.loadmat(path, variable_names=["X", "y"])
+        x, y = mat["X"], mat["y"]
+    except Exception as e:  # noqa: BLE001 - scipy raises many types for a bad file; all mean the same here
+        raise NinError(f"{path}: not a readable SVHN .mat file ({type(e).__name__}); "
+                       "expected MATLAB arrays X (32x32x3xN uint8) and y (Nx1): delete it and download it again") from None
+    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.dtype != np.uint8:
+        raise NinError(f"{path}: X has shape {x.shape} {x.dtype}, expected 32x32x3xN uint8")
+    labels = np.asarray(y, dtype=np.int64).reshape(-1)
+    if len(labels) != x.shape[3]:
+        raise NinError(f"{path}: {x.shape[3]} images but {len(labels)} labels")
+    if labels.size and (labels.min() < 1 or labels.max() > 10):
+        raise NinError(f"{path}: labels outside 1-10 (SVHN writes digit 0 as 10)")
+    labels[labels == 10] = 0
+    return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), labels
+
+
+def locate_svhn(data_dir: Path, offline: bool) -> dict[str, Path]:
+    for folder in (data_dir, data_dir / "svhn"):
+        found = {split: folder / name for split, name in SPLIT_FILES.items()}
+        present = [p for p in found.values() if p.is_file()]
+        if len(present) == len(found):
+            return found
+        if present:
+            missing = [p.name for p in found.values() if not p.is_file()]
+            raise NinError(f"{folder}: missing {', '.join(missing)}; the paper trains on train + extra, "
+                           "so all three SVHN files are needed")
+    if offline:
+        raise NinError(f"svhn: no {', '.join(SPLIT_FILES.values())} in {data_dir} or {data_dir / 'svhn'}; "
+                       "pass --data-dir with the folder that holds them, or drop --offline to download")
+    from torchvision.datasets.utils import download_url
+
+    md5s = _official_md5s()
+    for split, name in SPLIT_FILES.items():
+        try:
+            download_url(URL_BASE + name, str(data_dir), name, md5=md5s[split])
+        except (OSError, RuntimeError) as e:
+            raise NinError(f"svhn: download of {name} into {data_dir} failed ({str(e).splitlines()[0][:160]}); "
+                           "put the .mat files there yourself, or check the network") from None
+    return {split: data_dir / name for split, name in SPLIT_FILES.items()}
+
+
+def svhn_validation_indices(train_labels: np.ndarray, extra_labels: np.ndarray, seed: int,
+                            per_class_train: int = 400, per_class_extra: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's validation set (Goodfellow et al.'s): 400 per class from train, 200 per class from extra.
+
+    Returns the chosen indices into train and into extra, sorted; fixed by `seed`.
+    """
+    rng = np.random.default_rng(seed)
+
+    def pick(labels, per_class):
+        chosen = []
+        for c in range(10):
+            members = np.flatnonzero(labels == c)
+            if len(members) < per_class:
+                raise NinError(f"svhn: only {len(members)} images of class {c}, the validation split needs {per_class}")
+            chosen.append(rng.choice(members, size=per_class, replace=False))
+        return np.sort(np.concatenate(chosen))
+
+    return pick(train_labels, per_class_train), pick(extra_labels, per_class_extra)

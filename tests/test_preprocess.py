@@ -1,0 +1,107 @@
+"""The paper's preprocessing (GCN, ZCA, LCN) and the batch augmentation, as pure maths."""
+
+import numpy as np
+import pytest
+import torch
+
+from nin.data.augment import random_flip, random_translate
+from nin.data.preprocess import (GCN_SCALE, ZCA_FILTER_BIAS, apply_zca, fit_zca, gaussian_kernel,
+                                 global_contrast_normalize, local_contrast_normalize)
+
+
+def test_gcn_rows_have_zero_mean_and_norm_55():
+    x = np.random.default_rng(0).integers(0, 256, (50, 3072)).astype(np.float32)
+    out = global_contrast_normalize(x)
+    np.testing.assert_allclose(out.mean(axis=1), 0, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), GCN_SCALE, rtol=1e-5)
+
+
+def test_gcn_flat_image_stays_finite():
+    out = global_contrast_normalize(np.full((2, 12), 7.0))
+    assert np.isfinite(out).all() and (out == 0).all()
+
+
+def correlated(n, d, seed=0):
+    """Data with a known spectrum: standard deviations 3 to 20 along random orthogonal axes."""
+    rng = np.random.default_rng(seed)
+    axes, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    mixing = rng.uniform(3, 20, size=d)[:, None] * axes.T
+    return (rng.normal(size=(n, d)) @ mixing + rng.normal(size=d) * 10).astype(np.float32)
+
+
+def test_zca_whitens_up_to_the_regulariser():
+    x = correlated(20_000, 24)
+    params = fit_zca(x)
+    white = apply_zca(x, params).astype(np.float64)
+    covariance = np.cov(white, rowvar=False, bias=True)
+    # With C the data covariance, the whitened covariance is C (C + 0.1 I)^-1, not exactly I.
+    c = np.cov(x.astype(np.float64), rowvar=False, bias=True)
+    expected = c @ np.linalg.inv(c + ZCA_FILTER_BIAS * np.eye(24))
+    np.testing.assert_allclose(covariance, expected, atol=2e-3)
+    # These data have variances far above 0.1, so that is close to the identity.
+    np.testing.assert_allclose(covariance, np.eye(24), atol=0.02)
+    np.testing.assert_allclose(white.mean(axis=0), 0, atol=1e-3)
+    np.testing.assert_allclose(params.matrix, params.matrix.T, atol=1e-5)
+
+
+def test_zca_regulariser_shrinks_low_variance_directions():
+    x = correlated(5_000, 8) * 0.03   # variances 0.008 to 0.36, comparable to the 0.1 regulariser
+    white = apply_zca(x, fit_zca(x))
+    assert np.cov(white, rowvar=False).trace() < 8 * 0.9
+
+
+def test_zca_fit_on_train_applies_to_other_data():
+    x = correlated(4000, 10)
+    params = fit_zca(x[:3000])
+    out = apply_zca(x[3000:], params)
+    assert out.shape == (1000, 10) and np.isfinite(out).all()
+
+
+def test_gaussian_kernel():
+    k = gaussian_kernel(7, 2.0)
+    assert k.shape == (7, 7) and abs(k.sum() - 1) < 1e-6 and k.argmax() == 24
+    np.testing.assert_allclose(k, k.T)
+
+
+def test_lcn_is_finite_and_locally_centred():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 255, (4, 3, 32, 32)).astype(np.float32)
+    out = local_contrast_normalize(x)
+    assert out.shape == x.shape and np.isfinite(out).all()
+    inner = (slice(None), slice(None), slice(8, 24), slice(8, 24))   # away from the zero-padded borders
+    # Centred locally: a bright offset plus a strong gradient across the image is removed.
+    ramp = np.arange(32, dtype=np.float32) * 8.0
+    shifted = local_contrast_normalize(x + 500.0 + ramp)
+    assert abs(shifted[inner].mean()) < 0.05 and 0.3 < shifted[inner].std() < 3
+    # Normalised: multiplying an image by a constant changes nothing.
+    np.testing.assert_allclose(local_contrast_normalize(3.0 * x), out, rtol=1e-4, atol=1e-4)
+    # The Gaussian-weighted local mean of a smooth ramp is the ramp itself, so the output is ~0.
+    ramp = np.broadcast_to(np.arange(32, dtype=np.float32), (1, 1, 32, 32)).copy()
+    assert np.abs(local_contrast_normalize(ramp)[0, 0, 8:24, 8:24]).max() < 1e-3
+
+
+def test_lcn_of_blank_image_is_zero():
+    out = local_contrast_normalize(np.zeros((1, 3, 32, 32), np.float32))
+    assert np.isfinite(out).all() and (out == 0).all()
+
+
+def test_translation_moves_content_and_fills_zeros():
+    torch.manual_seed(0)
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0
+    out = random_translate(x, 2)
+    assert out.shape == x.shape
+    assert (out.sum(dim=(1, 2, 3)) == 1).all()            # the one bright pixel always stays inside
+    positions = out[:, 0].flatten(1).argmax(dim=1)
+    rows, cols = positions // 9, positions % 9
+    assert rows.min() == 2 and rows.max() == 6 and cols.min() == 2 and cols.max() == 6
+    assert len(set(positions.tolist())) > 10                 # different images get different shifts
+
+
+def test_flip_mirrors_about_half():
+    torch.manual_seed(0)
+    x = torch.arange(8.0).view(1, 1, 1, 8).repeat(200, 1, 1, 1)
+    out = random_flip(x)
+    flipped = (out[:, 0, 0, 0] == 7).sum().item()
+    assert 60 < flipped < 140
+    assert all(torch.equal(o, x[0]) or torch.equal(o, x[0].flip(2)) for o in out)

@@ -1,0 +1,112 @@
+"""Training end to end on the real MNIST (../shared/data/mnist), through the CLI and the library."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from nin.config import TrainConfig
+from nin.train.run import fit
+
+CARD_KEYS = {"preset", "recipe", "dataset", "epochs", "test_error", "wall_seconds"}
+
+
+def nin(*args):
+    result = subprocess.run([sys.executable, "-m", "nin", *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def mnist_run(tmp_path_factory, mnist_dir):
+    """300 steps of the fast recipe on the real MNIST (38,400 images, one epoch)."""
+    out = tmp_path_factory.mktemp("run") / "mnist-fast"
+    nin("train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline", "--recipe", "fast",
+        "--epochs", "1", "--train-subset", "38400", "--out", str(out), "--no-progress")
+    return out
+
+
+def test_fast_recipe_reaches_97_percent_in_300_steps(mnist_run):
+    card = json.loads((mnist_run / "card.json").read_text())
+    assert CARD_KEYS <= set(card)
+    assert card["test_error"] <= 3.0, card
+
+
+def test_run_folder_contents(mnist_run):
+    config = json.loads((mnist_run / "config.json").read_text())
+    assert config["recipe"] == "fast" and config["lr"] == 0.2 and config["init"] == "lsuv"
+    rows = list(csv.DictReader((mnist_run / "metrics.csv").open()))
+    assert len(rows) == 1
+    assert {"epoch", "lr", "train_loss", "train_accuracy", "test_accuracy", "images_per_second"} <= set(rows[0])
+    assert float(rows[0]["images_per_second"]) > 0
+    from nin.models import build_model
+    assert set(load_file(mnist_run / "weights.safetensors")) == set(build_model("nin-mnist").state_dict())
+
+
+def test_eval_matches_the_card(mnist_run, mnist_dir, tmp_path):
+    report = tmp_path / "eval.json"
+    result = nin("eval", str(mnist_run), "--data-dir", str(mnist_dir), "--offline", "--json", str(report))
+    evaluation = json.loads(report.read_text())
+    card = json.loads((mnist_run / "card.json").read_text())
+    assert evaluation["test_error"] == card["test_error"]
+    assert sum(map(sum, evaluation["confusion_matrix"])) == 10000
+    assert len(evaluation["per_class_accuracy"]) == 10
+    assert f"error {card['test_error']:.2f}%" in result.stdout
+
+
+def small_config(tmp_path, mnist_dir, name, **overrides) -> TrainConfig:
+    values = dict(dataset="mnist", data_dir=str(mnist_dir), offline=True, train_subset=512, batch_size=64,
+                  epochs=2, progress=False, out=str(tmp_path / name))
+    values.update(overrides)
+    return TrainConfig(**values).resolved()
+
+
+def weights(run_dir):
+    return load_file(run_dir / "weights.safetensors")
+
+
+def test_same_seed_gives_identical_weights(tmp_path, mnist_dir):
+    fit(small_config(tmp_path, mnist_dir, "a"), log=lambda *_: None)
+    fit(small_config(tmp_path, mnist_dir, "b"), log=lambda *_: None)
+    fit(small_config(tmp_path, mnist_dir, "c", seed=1), log=lambda *_: None)
+    a, b, c = weights(tmp_path / "a"), weights(tmp_path / "b"), weights(tmp_path / "c")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def stop_after(epochs):
+    def on_epoch_end(epoch):
+        if epoch + 1 == epochs:
+            raise Interrupted
+    return on_epoch_end
+
+
+def test_resume_continues_the_same_run(tmp_path, mnist_dir):
+    fit(small_config(tmp_path, mnist_dir, "whole", epochs=3), log=lambda *_: None)
+    with pytest.raises(Interrupted):
+        fit(small_config(tmp_path, mnist_dir, "split", epochs=3), log=lambda *_: None, on_epoch_end=stop_after(1))
+    assert not (tmp_path / "split" / "weights.safetensors").exists()
+    fit(small_config(tmp_path, mnist_dir, "split", epochs=3), resume=True, log=lambda *_: None)
+    whole, split = weights(tmp_path / "whole"), weights(tmp_path / "split")
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+    assert (tmp_path / "whole" / "metrics.csv").read_text().count("\n") == 4
+    strip = lambda text: [line.rsplit(",", 2)[0] for line in text.splitlines()]   # drop the timing columns
+    assert strip((tmp_path / "whole" / "metrics.csv").read_text()) == strip((tmp_path / "split" / "metrics.csv").read_text())
+
+
+def test_paper_recipe_divides_lr_twice_then_stops(tmp_path, mnist_dir):
+    # min_delta 100 points: no epoch ever "improves", so with patience 1 each epoch is a plateau.
+    cfg = small_config(tmp_path, mnist_dir, "paper", recipe="paper", epochs=10, patience=1, min_delta=100.0,
+                       init="lsuv", lr=0.05)
+    card = fit(cfg, log=lambda *_: None)
+    rows = list(csv.DictReader((tmp_path / "paper" / "metrics.csv").open()))
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.005, 0.0005])
+    assert card["epochs"] == 3
