@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 RUN_OUT ?= runs/fashion-mnist-fast
-RUN_EPOCHS ?= 8
+RUN_EPOCHS ?= 9
 
 .PHONY: run test venv fashion-mnist clean
 

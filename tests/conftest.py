@@ -11,3 +11,20 @@ def mnist_dir() -> Path:
     if not (MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.fail(f"the real MNIST files are expected in {MNIST_DIR} (../shared/data/mnist)")
     return MNIST_DIR
+
+CIFAR10_PACK = SHARED_DATA / "cifar10-jpeg" / "cifar10-jpeg.npz"
+CONVERTER = SHARED_DATA.parent / "tools" / "make_cifar10_batches.py"
+
+
+@pytest.fixture(scope="session")
+def cifar10_jpeg_dir(tmp_path_factory) -> Path:
+    """CIFAR-10 (JPEG q75 re-encoding) in the official binary layout, written by ../shared's converter."""
+    import subprocess
+    import sys
+
+    if not CIFAR10_PACK.is_file():
+        pytest.fail(f"the CIFAR-10 JPEG pack is expected at {CIFAR10_PACK}")
+    root = tmp_path_factory.mktemp("cifar10-jpeg")
+    subprocess.run([sys.executable, str(CONVERTER), "--format", "binary", "--pack", str(CIFAR10_PACK),
+                    "--out", str(root / "cifar-10-batches-bin")], check=True, capture_output=True)
+    return root

@@ -63,7 +63,7 @@ def test_user_mistakes_give_one_line_and_exit_2(argv, pattern, capsys):
 def test_bad_flag_is_one_line():
     result = run_nin("train", "--bogus")
     assert result.returncode == 2
-    assert "unrecognized arguments: --bogus" in one_error_line(result.stderr)
+    assert "nin train: error: unrecognized arguments: --bogus" in one_error_line(result.stderr)
 
 
 def test_bad_flag_value_is_one_line():

@@ -110,3 +110,15 @@ def test_paper_recipe_divides_lr_twice_then_stops(tmp_path, mnist_dir):
     rows = list(csv.DictReader((tmp_path / "paper" / "metrics.csv").open()))
     assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.005, 0.0005])
     assert card["epochs"] == 3
+
+
+def test_non_finite_loss_stops_with_exit_code_3(tmp_path, mnist_dir):
+    out = tmp_path / "nan"
+    result = subprocess.run(
+        [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+         "--recipe", "paper", "--init", "lsuv", "--lr", "1e6", "--warmup-epochs", "0", "--train-subset", "1024",
+         "--epochs", "1", "--out", str(out), "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "the training loss became" in line and "in epoch 1 at step" in line and "Traceback" not in result.stderr
+    assert not (out / "weights.safetensors").exists()

@@ -184,7 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:
+        print(f"nin {args.command}: error: unrecognized arguments: {' '.join(unknown)} "
+              f"(see 'nin {args.command} --help')", file=sys.stderr)
+        return 2
     try:
         return args.run(args)
     except NinError as e:

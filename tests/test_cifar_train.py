@@ -1,0 +1,30 @@
+"""CIFAR-10 end to end on the real images (JPEG q75 re-encoding from ../shared/data)."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+
+def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_jpeg_dir, tmp_path):
+    out, cache = tmp_path / "run", tmp_path / "cache"
+    result = subprocess.run(
+        [sys.executable, "-m", "nin", "train", "--dataset", "cifar10", "--preset", "nin-cifar10",
+         "--data-dir", str(cifar10_jpeg_dir), "--offline", "--val-split", "paper", "--augment",
+         "--train-subset", "10240", "--epochs", "1", "--cache-dir", str(cache), "--out", str(out), "--no-progress"],
+        capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    val_accuracy = float(rows[-1]["val_accuracy"])
+    assert val_accuracy > 15.0, rows           # chance is 10%; 10,000 images make 15% far outside noise
+    data = json.loads((out / "data.json").read_text())
+    assert data["val_split"] == "paper" and data["preprocess"]["method"] == "gcn-zca"
+    card = json.loads((out / "card.json").read_text())
+    assert card["preprocess"] == "gcn-zca" and card["augment"] is True and 0 < card["test_error"] < 90
+    # The cache holds the ZCA fitted on the 40,000 training images, and the whitened splits.
+    (folder,) = cache.iterdir()
+    assert np.load(folder / "zca_matrix.npy").shape == (3072, 3072)
+    assert np.load(folder / "train_images.npy", mmap_mode="r").shape == (40000, 3, 32, 32)
+    assert np.load(folder / "val_images.npy", mmap_mode="r").shape == (10000, 3, 32, 32)
