@@ -122,3 +122,25 @@ def test_non_finite_loss_stops_with_exit_code_3(tmp_path, mnist_dir):
     line = result.stderr.strip().splitlines()[-1]
     assert "the training loss became" in line and "in epoch 1 at step" in line and "Traceback" not in result.stderr
     assert not (out / "weights.safetensors").exists()
+
+
+def test_sigterm_stops_training_keeping_the_last_checkpoint(tmp_path, mnist_dir):
+    import signal
+    import time
+
+    out = tmp_path / "term"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+         "--train-subset", "640", "--batch-size", "64", "--epochs", "50", "--out", str(out), "--no-progress"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint.pt").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert "interrupted; the checkpoint of the last complete epoch is in" in stderr and "--resume" in stderr
+    assert "Traceback" not in stderr
+    assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
+    from nin.train.checkpoint import load_checkpoint
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] >= 1

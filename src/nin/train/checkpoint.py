@@ -31,10 +31,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:   # also Ctrl-C: never leave a half-written temporary file behind
         with contextlib.suppress(OSError):
             os.unlink(tmp)
-        raise NinError(f"{path}: write failed ({e.strerror}); the previous version, if any, is untouched") from None
+        if isinstance(e, OSError):
+            raise NinError(f"{path}: write failed ({e.strerror}); the previous version, if any, is untouched") from None
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

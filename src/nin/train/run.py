@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
+import signal
 import time
 from pathlib import Path
 
@@ -70,11 +72,45 @@ def weights_meta(cfg: TrainConfig, model: NIN, data: LoadedDataset) -> dict:
             "preprocess": data.preprocess, "val_split": cfg.val_split, "seed": cfg.seed}
 
 
+class TrainingInterrupted(NinError):
+    """Ctrl-C or SIGTERM during training; the last complete epoch's checkpoint is kept."""
+
+    exit_code = 130
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Treat SIGTERM (a scheduler's pre-emption) like Ctrl-C while training."""
+    def handler(_signum, _frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:   # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None) -> dict:
     """Train as `cfg` says (already resolved), writing the run folder; returns the model card.
 
-    `on_epoch_end(epoch)` is called after each epoch's checkpoint is written.
+    Ctrl-C or SIGTERM stops it with TrainingInterrupted, keeping the last epoch's checkpoint.
     """
+    try:
+        with sigterm_as_interrupt():
+            return _fit(cfg, resume, log, on_epoch_end)
+    except KeyboardInterrupt:
+        checkpoint = Path(cfg.out) / CHECKPOINT_FILE
+        kept = (f"the checkpoint of the last complete epoch is in {checkpoint}; continue with "
+                f"`nin train --resume {cfg.out}`") if checkpoint.is_file() else "no epoch had completed, so nothing was saved"
+        raise TrainingInterrupted(f"interrupted; {kept}") from None
+
+
+def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
+    """`on_epoch_end(epoch)` is called after each epoch's checkpoint is written."""
     run_dir = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
