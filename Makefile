@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 RUN_OUT ?= runs/fashion-mnist-fast
-RUN_EPOCHS ?= 9
+RUN_EPOCHS ?= 8
 
 .PHONY: run test venv fashion-mnist clean
 
@@ -23,10 +23,10 @@ fashion-mnist:
 		|| echo "could not install dataset-fashion-mnist; nin will download Fashion-MNIST instead"; \
 	fi
 
-# The main job: nin-mnist on Fashion-MNIST with the fast recipe, then its test accuracy.
+# The main job: nin-mnist on Fashion-MNIST with the fast recipe; `nin train` ends by printing the
+# test accuracy. 8 epochs: 91.44% in about 11-13 minutes in all on 2 cores (README, Results).
 run: venv fashion-mnist
 	$(BIN)/nin train --dataset fashion-mnist --preset nin-mnist --recipe fast --epochs $(RUN_EPOCHS) --out $(RUN_OUT)
-	$(BIN)/nin eval $(RUN_OUT)
 
 test: venv
 	$(BIN)/python -m pytest -q

@@ -188,3 +188,15 @@ def test_svhn_corrupt_mat(tmp_path):
     (tmp_path / "test_32x32.mat").write_bytes(b"MATLAB 5.0 MAT-file" + bytes(50))
     with pytest.raises(NinError, match="test_32x32.mat: not a readable SVHN .mat file"):
         load_dataset("svhn", tmp_path, offline=True, preprocess="none")
+
+
+def test_truncated_binary_batch_via_cli_is_one_line_exit_2(tmp_path, capsys):
+    from nin.cli import main
+
+    write_cifar10_binary(tmp_path / "cifar-10-batches-bin")
+    path = tmp_path / "cifar-10-batches-bin" / "test_batch.bin"
+    path.write_bytes(path.read_bytes()[:5000])
+    assert main(["train", "--dataset", "cifar10", "--preset", "nin-cifar10", "--data-dir", str(tmp_path),
+                 "--offline", "--preprocess", "none", "--out", str(tmp_path / "run")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "test_batch.bin: 5000 bytes is not a whole number of 3073-byte" in lines[0]
