@@ -103,13 +103,14 @@ def test_resume_continues_the_same_run(tmp_path, mnist_dir):
 
 
 def test_paper_recipe_divides_lr_twice_then_stops(tmp_path, mnist_dir):
-    # min_delta 100 points: no epoch ever "improves", so with patience 1 each epoch is a plateau.
+    # min_delta 100 points: only the first epoch "improves" (on nothing), so with patience 1
+    # every later epoch is a plateau: LR 0.05, 0.05, then /10 twice, then stop.
     cfg = small_config(tmp_path, mnist_dir, "paper", recipe="paper", epochs=10, patience=1, min_delta=100.0,
                        init="lsuv", lr=0.05)
     card = fit(cfg, log=lambda *_: None)
     rows = list(csv.DictReader((tmp_path / "paper" / "metrics.csv").open()))
-    assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.005, 0.0005])
-    assert card["epochs"] == 3
+    assert [float(r["lr"]) for r in rows] == pytest.approx([0.05, 0.05, 0.005, 0.0005])
+    assert card["epochs"] == 4
 
 
 def test_non_finite_loss_stops_with_exit_code_3(tmp_path, mnist_dir):
