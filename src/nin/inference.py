@@ -10,8 +10,7 @@ from nin.data.sources import dataset_info
 from nin.errors import NinError
 from nin.models.nin import NIN, ModelConfig
 from nin.train.checkpoint import load_weights
-
-WEIGHTS_FILE = "weights.safetensors"
+from nin.train.run import WEIGHTS_FILE
 
 
 def resolve_weights_path(path: Path) -> Path:
