@@ -6,7 +6,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 RUN_OUT ?= runs/fashion-mnist-fast
 RUN_EPOCHS ?= 8
 
-.PHONY: run test venv fashion-mnist clean
+.PHONY: run test venv fashion-mnist browser clean
 
 venv: $(BIN)/nin
 
@@ -28,7 +28,14 @@ fashion-mnist:
 run: venv fashion-mnist
 	$(BIN)/nin train --dataset fashion-mnist --preset nin-mnist --recipe fast --epochs $(RUN_EPOCHS) --out $(RUN_OUT)
 
-test: venv
+# The report test opens a report in headless Chromium: Debian's chromium and chromium-driver.
+browser:
+	@if ! command -v chromedriver >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		(apt-get install -y -qq chromium chromium-driver || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)) >/dev/null \
+		|| echo "could not install chromium; the report test will fail"; \
+	fi
+
+test: venv browser
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -12,6 +12,22 @@ def mnist_dir() -> Path:
         pytest.fail(f"the real MNIST files are expected in {MNIST_DIR} (../shared/data/mnist)")
     return MNIST_DIR
 
+
+
+@pytest.fixture(scope="session")
+def mnist_run(tmp_path_factory, mnist_dir) -> Path:
+    """300 steps of the fast recipe on the real MNIST (38,400 images, one epoch), through the CLI."""
+    import subprocess
+    import sys
+
+    out = tmp_path_factory.mktemp("run") / "mnist-fast"
+    result = subprocess.run([sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir),
+                             "--offline", "--recipe", "fast", "--epochs", "1", "--train-subset", "38400",
+                             "--out", str(out), "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
 CIFAR10_PACK = SHARED_DATA / "cifar10-jpeg" / "cifar10-jpeg.npz"
 CONVERTER = SHARED_DATA.parent / "tools" / "make_cifar10_batches.py"
 

@@ -16,10 +16,10 @@ def test_weights_round_trip_gives_same_outputs(tmp_path):
     meta = {"preset": "nin-mnist", "dataset": "mnist", "model_config": model.config.to_dict(),
             "mean": [0.1307], "std": [0.3081], "class_names": [str(i) for i in range(10)]}
     save_weights(tmp_path / "weights.safetensors", model.state_dict(), meta)
-    loaded, loaded_meta = load_trained(tmp_path)
-    assert loaded_meta == json.loads(json.dumps(meta))   # tuples come back as lists
+    trained = load_trained(tmp_path)
+    assert trained.meta == json.loads(json.dumps(meta))   # tuples come back as lists
     x = torch.randn(2, 1, 28, 28)
-    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    torch.testing.assert_close(trained.model(x), model(x), rtol=0, atol=0)
 
 
 def test_weights_file_truncated(tmp_path):

@@ -21,15 +21,6 @@ def nin(*args):
     return result
 
 
-@pytest.fixture(scope="module")
-def mnist_run(tmp_path_factory, mnist_dir):
-    """300 steps of the fast recipe on the real MNIST (38,400 images, one epoch)."""
-    out = tmp_path_factory.mktemp("run") / "mnist-fast"
-    nin("train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline", "--recipe", "fast",
-        "--epochs", "1", "--train-subset", "38400", "--out", str(out), "--no-progress")
-    return out
-
-
 def test_fast_recipe_reaches_97_percent_in_300_steps(mnist_run):
     card = json.loads((mnist_run / "card.json").read_text())
     assert CARD_KEYS <= set(card)

@@ -109,6 +109,124 @@ def cmd_train(args) -> int:
     card = fit(cfg, resume=args.resume is not None)
     print(f"test accuracy {card['test_accuracy']:.2f}% (error {card['test_error']:.2f}%) after {card['epochs']} "
           f"epochs, {card['wall_seconds']:.0f} s; run folder {cfg.out}")
+    if args.report:
+        from nin.report.page import write_report
+        try:
+            print(f"report: {write_report(cfg.out)}")
+        except NinError as e:   # the run itself is complete and saved; only the page is missing
+            print(f"nin train: warning: no report ({e}); retry with `nin report {cfg.out}`", file=sys.stderr)
+    return 0
+
+
+# ---------------------------------------------------------------- maps, predict, report, export, localize
+
+def _load_images(paths: list[Path], trained, native_size: bool) -> tuple[list, list[Path]]:
+    """Each readable image as a uint8 tensor (1, C, H, W); one error line per unreadable file."""
+    import torch
+
+    from nin.images import load_image
+
+    channels = trained.model.config.in_channels
+    # gcn-zca whitens per pixel, so those models always take their training size.
+    size = None if native_size and trained.meta.get("preprocess") != "gcn-zca" else trained.image_size
+    loaded, failed = [], []
+    for path in paths:
+        try:
+            loaded.append((path, torch.from_numpy(load_image(path, channels, size))[None]))
+        except NinError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed.append(path)
+    return loaded, failed
+
+
+def cmd_predict(args) -> int:
+    from nin.inference import load_trained, model_inputs, top_k
+
+    trained = load_trained(args.checkpoint)
+    loaded, failed = _load_images(args.images, trained, args.native_size)
+    names = trained.class_names
+    results = []
+    for path, image in loaded:   # one at a time: sizes may differ with --native-size
+        import torch
+        with torch.no_grad():
+            probs, classes = top_k(trained.model(model_inputs(trained, image)), args.top_k)
+        ranked = [(names[c], float(p)) for c, p in zip(classes[0], probs[0])]
+        results.append({"file": str(path), "top": [{"class": n, "probability": round(p, 6)} for n, p in ranked]})
+        print(f"{path}: " + ", ".join(f"{n} {100 * p:.1f}%" for n, p in ranked))
+    if args.json:
+        from nin.train.checkpoint import atomic_write_json
+        atomic_write_json(args.json, {"predictions": results, "failed": [str(p) for p in failed]})
+    return 1 if failed else 0
+
+
+def cmd_maps(args) -> int:
+    import torch
+
+    from nin.inference import load_trained, meta_dataset
+    from nin.maps.explain import explain
+    from nin.maps.figure import render_rows, save_figure
+
+    trained = load_trained(args.checkpoint)
+    failed = []
+    if args.images:
+        loaded, failed = _load_images(args.images, trained, args.native_size)
+        if not loaded:
+            raise NinError("none of the images could be read")
+        groups = [([img], [None], [f"{p.name}\n"]) for p, img in loaded] if args.native_size else \
+            [([img for _, img in loaded], [None] * len(loaded), [f"{p.name}\n" for p, _ in loaded])]
+    else:
+        from nin.data.sources import load_raw_test
+        name = meta_dataset(trained.meta, args.dataset)
+        test = load_raw_test(name, args.data_dir, args.offline)
+        if not 0 < args.samples <= len(test.labels):
+            raise NinError(f"--samples {args.samples}: expected 1 to {len(test.labels)}")
+        index = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(args.seed))[:args.samples]
+        groups = [([test.images[index]], test.labels[index].tolist(), [f"test #{i}\n" for i in index.tolist()])]
+    rows = []
+    for images, labels, titles in groups:
+        rows += explain(trained, torch.cat(images), labels, args.top_k, args.top_fraction, args.boxes,
+                        args.threshold, titles)
+    save_figure(render_rows(rows, trained.class_names, args.top_fraction), args.out)
+    print(f"{len(rows)} images -> {args.out}")
+    return 1 if failed else 0
+
+
+def cmd_report(args) -> int:
+    from nin.report.page import write_report
+
+    print(write_report(args.run_dir))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from nin.export import export_onnx, onnx_parity
+    from nin.inference import load_trained
+
+    trained = load_trained(args.checkpoint)
+    export_onnx(trained, args.onnx)
+    size = trained.image_size
+    shapes = [(1, size, size), (3, size + 13, size + 7)]
+    diffs = onnx_parity(trained, args.onnx, shapes)
+    for (b, h, w), diff in zip(shapes, diffs):
+        print(f"onnxruntime vs PyTorch, input {b}x{trained.model.config.in_channels}x{h}x{w}: "
+              f"max abs difference {diff:.2e}")
+    print(f"wrote {args.onnx} (dynamic batch, height and width; input 'images', output 'logits')")
+    if max(diffs) > args.tolerance:
+        raise NinError(f"{args.onnx}: the ONNX model differs from PyTorch by {max(diffs):.2e} > {args.tolerance}")
+    return 0
+
+
+def cmd_localize(args) -> int:
+    from nin.localization.benchmark import LocalizeConfig, format_results, run_benchmark
+    from nin.train.checkpoint import atomic_write_json
+
+    cfg = LocalizeConfig(data_dir=args.data_dir, offline=args.offline, train_count=args.train_count,
+                         test_count=args.test_count, size=args.size, clutter=args.clutter, epochs=args.epochs,
+                         threshold=args.threshold, seed=args.seed, progress=args.progress)
+    results = run_benchmark(cfg)
+    print(format_results(results))
+    if args.json:
+        atomic_write_json(args.json, results)
     return 0
 
 
@@ -122,7 +240,8 @@ def cmd_eval(args) -> int:
     from nin.train.device import autocast, resolve_device, use_bf16
     from nin.train.loop import evaluate
 
-    model, meta = load_trained(args.checkpoint)
+    trained = load_trained(args.checkpoint)
+    model, meta = trained.model, trained.meta
     name = meta_dataset(meta, args.dataset)
     # The same splits and preprocessing as in training (ZCA is fitted on the training split).
     data = load_dataset(name, args.data_dir, args.offline, meta.get("val_split", "none"), meta.get("preprocess"),
@@ -167,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a model; writes a run folder")
     _add_train_args(p)
+    p.add_argument("--no-report", dest="report", action="store_false", help="do not write report.html at the end")
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("eval", help="test error, per-class accuracy and confusion matrix of a trained model")
@@ -180,6 +300,58 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--device", default="auto")
     p.set_defaults(run=cmd_eval)
+
+    def add_image_args(p):
+        p.add_argument("checkpoint", type=Path, help=checkpoint_help)
+        p.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="image files (any size; grey or colour)")
+        p.add_argument("--native-size", action="store_true",
+                       help="feed images at their own size instead of resizing to the training size (GAP allows it)")
+
+    checkpoint_help = "a run folder, a weights.safetensors file, or a shipped model name (nin-mnist, ...)"
+    p = sub.add_parser("predict", help="top-k classes of image files")
+    add_image_args(p)
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--json", type=Path, help="also write the predictions as JSON here")
+    p.set_defaults(run=cmd_predict)
+
+    p = sub.add_parser("maps", help="figure of class confidence maps, with boxes located from them")
+    add_image_args(p)
+    p.add_argument("--dataset", help="with no IMAGE: draw test images of this data set (default: the trained one)")
+    p.add_argument("--samples", type=int, default=8, help="with no IMAGE: how many random test images")
+    p.add_argument("--seed", type=int, default=0, help="which random test images")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder with the data set files")
+    p.add_argument("--offline", action="store_true", help="never touch the network")
+    p.add_argument("--top-k", type=int, default=None, help="draw only the k most likely classes' maps (default: all)")
+    p.add_argument("--top-fraction", type=float, default=None,
+                   help="show only each map's top fraction of activations (the paper's figure: 0.1)")
+    p.add_argument("--boxes", type=int, default=1, help="locate the top this-many predicted classes (default 1)")
+    p.add_argument("--threshold", type=float, default=0.2, help="box: region at or above this fraction of the map's max")
+    p.add_argument("--out", type=Path, default=Path("maps.png"), help="PNG file to write (default maps.png)")
+    p.set_defaults(run=cmd_maps)
+
+    p = sub.add_parser("report", help="write RUN_DIR/report.html: curves, confusion matrix, maps")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(run=cmd_report)
+
+    p = sub.add_parser("export", help="export to ONNX (dynamic batch and size), checked with onnxruntime")
+    p.add_argument("checkpoint", type=Path, help=checkpoint_help)
+    p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference from PyTorch (fp32)")
+    p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("localize", help="benchmark: locate translated MNIST digits from the maps (IoU >= 0.5)")
+    p.add_argument("--data-dir", type=Path, default=None, help="folder with the MNIST files")
+    p.add_argument("--offline", action="store_true")
+    p.add_argument("--train-count", type=int, default=20_000)
+    p.add_argument("--test-count", type=int, default=2_000)
+    p.add_argument("--size", type=int, default=64, help="canvas side in pixels")
+    p.add_argument("--clutter", type=int, default=4, help="fragments of other digits per canvas")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--threshold", type=float, default=0.2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", dest="progress", action="store_false")
+    p.add_argument("--json", type=Path, help="also write the results as JSON here")
+    p.set_defaults(run=cmd_localize)
     return parser
 
 

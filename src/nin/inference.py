@@ -1,19 +1,66 @@
-"""Loading a trained model from a run folder or a weights file."""
+"""A trained model ready for new inputs: loading (run folder, weights file or shipped name) and its preprocessing."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from nin.data import preprocess
+from nin.data.batches import normalize
 from nin.data.sources import dataset_info
 from nin.errors import NinError
 from nin.models.nin import NIN, ModelConfig
 from nin.train.checkpoint import load_weights
-from nin.train.run import WEIGHTS_FILE
+from nin.train.run import PREPROCESS_PREFIX, WEIGHTS_FILE
 
 
-def resolve_weights_path(path: Path) -> Path:
+@dataclass
+class Trained:
+    model: NIN                               # eval mode, on the CPU
+    meta: dict                               # what `nin train` stored: data set, preprocessing, classes...
+    zca: preprocess.ZcaParams | None = None  # the whitening fitted in training, for gcn-zca models
+
+    @property
+    def image_size(self) -> int:
+        return dataset_info(self.meta["dataset"]).image_size
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta.get("class_names") or range(self.model.config.num_classes))
+
+
+def shipped_weights_dir() -> Path:
+    """The repository's weights/ folder (or $NIN_WEIGHTS)."""
+    return Path(os.environ.get("NIN_WEIGHTS") or Path(__file__).resolve().parents[2] / "weights")
+
+
+def shipped_names() -> list[str]:
+    folder = shipped_weights_dir()
+    return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
+
+
+def _verified_shipped(name: str) -> Path:
+    """The weights file of a shipped model, after checking it against the sha256 on its card."""
+    folder = shipped_weights_dir()
+    card = json.loads((folder / f"{name}.json").read_text())
+    path = folder / card["weights"]
+    if not path.is_file():
+        raise NinError(f"{path}: missing; the card {name}.json names it (restore it with `git checkout -- weights`)")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != card["sha256"]:
+        raise NinError(f"{path}: sha256 {digest[:12]}... does not match its card ({card['sha256'][:12]}...); "
+                       "the file is damaged or was replaced; restore it with `git checkout -- weights`")
+    return path
+
+
+def resolve_weights_path(path: Path | str) -> Path:
+    """A run folder, a weights file, or the name of a shipped model (see `shipped_names`)."""
     path = Path(path)
     if path.is_dir():
         path = path / WEIGHTS_FILE
@@ -21,21 +68,46 @@ def resolve_weights_path(path: Path) -> Path:
             raise NinError(f"{path}: missing; the run folder has no final weights (did training finish? "
                            "`nin train --resume` finishes it)")
     elif not path.exists():
-        raise NinError(f"{path}: no such run folder or weights file")
+        if str(path) in shipped_names():
+            return _verified_shipped(str(path))
+        shipped = f" or a shipped model ({', '.join(shipped_names())})" if shipped_names() else ""
+        raise NinError(f"{path}: no such run folder or weights file; pass one{shipped}")
     return path
 
 
-def load_trained(path: Path) -> tuple[NIN, dict]:
-    """The model (eval mode, on CPU) and the metadata saved with it."""
+def load_trained(path: Path | str) -> Trained:
+    """The model and everything stored with it; never unpickles (safetensors only)."""
     weights_path = resolve_weights_path(path)
-    state, meta = load_weights(weights_path)
+    tensors, meta = load_weights(weights_path)
+    state = {k: v for k, v in tensors.items() if not k.startswith(PREPROCESS_PREFIX)}
+    extra = {k[len(PREPROCESS_PREFIX):]: v for k, v in tensors.items() if k.startswith(PREPROCESS_PREFIX)}
     try:
         model = NIN(ModelConfig.from_dict(meta["model_config"]))
         model.load_state_dict(state)
+        zca = None
+        if meta.get("preprocess") == "gcn-zca":
+            zca = preprocess.ZcaParams(extra["zca_mean"].numpy(), extra["zca_matrix"].numpy())
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         reason = str(e).splitlines()[0][:200]
         raise NinError(f"{weights_path}: the weights do not match the model they describe ({reason})") from None
-    return model.eval(), meta
+    return Trained(model.eval(), meta, zca)
+
+
+def model_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, C, H, W) -> the model's input, preprocessed exactly as in training (fp32, CPU).
+
+    gcn-zca needs the training image size (the whitening is per pixel); the other methods take any size.
+    """
+    method = trained.meta.get("preprocess", "none")
+    if method == "none":
+        return normalize(images, torch.tensor(trained.meta["mean"]), torch.tensor(trained.meta["std"]))
+    x = images.numpy()
+    if method == "gcn-zca":
+        flat = preprocess.global_contrast_normalize(x.reshape(len(x), -1))
+        if flat.shape[1] != len(trained.zca.mean):
+            raise ValueError(f"gcn-zca takes {trained.image_size}x{trained.image_size} images")
+        return torch.from_numpy(preprocess.apply_zca(flat, trained.zca).reshape(x.shape))
+    return torch.from_numpy(preprocess.local_contrast_normalize(x))
 
 
 def meta_dataset(meta: dict, requested: str | None) -> str:
@@ -53,3 +125,10 @@ def meta_dataset(meta: dict, requested: str | None) -> str:
 
 def to_device(model: NIN, device: torch.device) -> NIN:
     return model.to(device, memory_format=torch.channels_last)
+
+
+def top_k(logits: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(probabilities (N, k), classes (N, k)) of the k most likely classes, most likely first."""
+    probs = logits.float().softmax(dim=1)
+    values, classes = probs.topk(min(k, probs.shape[1]), dim=1)
+    return values.numpy(), classes.numpy()

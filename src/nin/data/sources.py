@@ -55,6 +55,7 @@ class LoadedDataset:
     test: Split
     preprocess: str
     record: dict           # how the splits and preprocessing were made; written to the run folder
+    zca: preprocess.ZcaParams | None = None   # gcn-zca: the whitening fitted on the training split
 
 
 _UNSET = (0.0,)
@@ -249,7 +250,16 @@ def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False,
     del pool_x
     train, val, test_split = _load_cached(folder, val_idx is not None)
     meta = json.loads(meta_path.read_text())
-    return LoadedDataset(info, train, val, test_split, method, {**record, "preprocess": meta, "cache": str(folder)})
+    zca = preprocess.ZcaParams(np.load(folder / "zca_mean.npy"), np.load(folder / "zca_matrix.npy")) \
+        if method == "gcn-zca" else None
+    return LoadedDataset(info, train, val, test_split, method, {**record, "preprocess": meta, "cache": str(folder)},
+                         zca)
+
+
+def load_raw_test(name: str, data_dir: Path | None = None, offline: bool = False) -> Split:
+    """The test split as stored in the files (uint8, no preprocessing): for pictures and new-input paths."""
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    return _as_split(*_read_raw(dataset_info(name).name, data_dir, offline)["test"])
 
 
 def preprocess_constants() -> dict:

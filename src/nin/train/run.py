@@ -28,6 +28,7 @@ from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, platea
 
 CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, DATA_FILE = "config.json", "metrics.csv", "checkpoint.pt", "data.json"
 WEIGHTS_FILE, CARD_FILE = "weights.safetensors", "card.json"
+PREPROCESS_PREFIX = "preprocess."   # weights-file tensors that are not model parameters
 INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init looks at
 
 
@@ -70,6 +71,14 @@ def weights_meta(cfg: TrainConfig, model: NIN, data: LoadedDataset) -> dict:
     return {"preset": cfg.preset, "recipe": cfg.recipe, "dataset": info.name, "model_config": model.config.to_dict(),
             "class_names": list(info.class_names), "mean": list(info.mean), "std": list(info.std),
             "preprocess": data.preprocess, "val_split": cfg.val_split, "seed": cfg.seed}
+
+
+def preprocess_tensors(data: LoadedDataset) -> dict[str, torch.Tensor]:
+    """What new images need besides the weights: the fitted ZCA whitening for gcn-zca, else nothing."""
+    if data.zca is None:
+        return {}
+    return {PREPROCESS_PREFIX + "zca_mean": torch.from_numpy(data.zca.mean),
+            PREPROCESS_PREFIX + "zca_matrix": torch.from_numpy(data.zca.matrix)}
 
 
 class TrainingInterrupted(NinError):
@@ -181,7 +190,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
 
 
 def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall) -> dict:
-    save_weights(run_dir / WEIGHTS_FILE, model.state_dict(), weights_meta(cfg, model, data))
+    save_weights(run_dir / WEIGHTS_FILE, {**model.state_dict(), **preprocess_tensors(data)},
+                 weights_meta(cfg, model, data))
     last = history[-1] if history else {}
     card = {
         "preset": cfg.preset, "recipe": cfg.recipe, "dataset": cfg.dataset, "epochs": len(history),
@@ -190,7 +200,8 @@ def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, res
         "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
         "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
         "seed": cfg.seed, "precision": "bf16" if bf16 else "fp32", "device": str(next(model.parameters()).device),
-        "weights": WEIGHTS_FILE,
+        "class_names": list(data.info.class_names), "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
+        "confusion_matrix": result.confusion.tolist(), "weights": WEIGHTS_FILE,
         "weights_sha256": hashlib.sha256((run_dir / WEIGHTS_FILE).read_bytes()).hexdigest(),
     }
     atomic_write_json(run_dir / CARD_FILE, card)

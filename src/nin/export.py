@@ -1,0 +1,71 @@
+"""ONNX export with a dynamic batch and image size, checked against PyTorch with onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nin.errors import NinError
+from nin.inference import Trained
+
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+EXPORT_EXTRA = "pip install 'network-in-network[export]' (onnx, onnxscript, onnxruntime)"
+
+
+def _require(module: str):
+    try:
+        return __import__(module)
+    except ImportError:
+        raise NinError(f"`nin export` needs {module}: {EXPORT_EXTRA}") from None
+
+
+def export_onnx(trained: Trained, out: Path, opset: int = 18) -> None:
+    """Write the model (images -> logits, fp32) to `out`; batch, height and width are dynamic.
+
+    Preprocessing is not in the graph; it is described in the model's metadata (key "nin").
+    """
+    onnx = _require("onnx")
+    _require("onnxscript")
+    model = trained.model.float().eval()
+    config = model.config
+    size = trained.image_size if "dataset" in trained.meta else 32
+    example = torch.zeros(2, config.in_channels, size, size)
+    batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height", min=8), torch.export.Dim("width", min=8)
+    program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
+                                output_names=[OUTPUT_NAME], dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
+                                verbose=False, report=False)
+    proto = program.model_proto
+    described = {k: trained.meta.get(k) for k in ("dataset", "preset", "class_names", "preprocess", "mean", "std")}
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "nin", json.dumps(described)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        onnx.save(proto, tmp)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def onnx_parity(trained: Trained, path: Path, shapes: list[tuple[int, int, int]], seed: int = 0) -> list[float]:
+    """Max absolute difference between onnxruntime and PyTorch (fp32) on random inputs (B, H, W)."""
+    ort = _require("onnxruntime")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    generator = torch.Generator().manual_seed(seed)
+    model = trained.model.float().eval()
+    diffs = []
+    for batch, height, width in shapes:
+        x = torch.randn(batch, model.config.in_channels, height, width, generator=generator)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0]
+        diffs.append(float(np.abs(got - expected).max()))
+    return diffs

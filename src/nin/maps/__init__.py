@@ -1,0 +1,1 @@
+"""Class confidence maps: the maths (confidence.py) and their pictures (figure.py)."""

@@ -1,0 +1,68 @@
+"""Pictures of class confidence maps (the paper's Figure 4), with the boxes located from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import matplotlib
+
+matplotlib.use("Agg")   # files only: no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
+
+TRUE_COLOUR, PRED_COLOUR, WRONG_COLOUR = "tab:green", "tab:blue", "tab:red"
+
+
+@dataclass
+class MapRow:
+    """One input image and what the model made of it."""
+    image: np.ndarray               # (H, W) or (H, W, 3) uint8, as shown
+    maps: np.ndarray                # (K, H, W): upsampled confidence maps
+    probabilities: np.ndarray       # (K,)
+    classes: list[int]              # which maps to draw, in order
+    boxes: list[tuple[int, tuple]]  # (class, box) pairs to draw on the image
+    true_class: int | None
+    title: str = ""
+
+
+def render_rows(rows: list[MapRow], class_names: list[str], top_fraction: float | None = None):
+    """A matplotlib Figure: per row, the image with its boxes, then the chosen maps on one colour scale."""
+    columns = 1 + max(len(r.classes) for r in rows)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.6 * columns, 1.8 * len(rows)), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for row, ax_row in zip(rows, axes):
+        predicted = int(row.probabilities.argmax())
+        ax = ax_row[0]
+        ax.imshow(row.image, cmap="gray" if row.image.ndim == 2 else None, vmin=0, vmax=255)
+        for k, (cls, (x0, y0, x1, y1)) in enumerate(row.boxes):
+            ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, linewidth=1.5 if k == 0 else 0.8,
+                                   edgecolor=PRED_COLOUR if k == 0 else "yellow"))
+        truth = f"true {class_names[row.true_class]}\n" if row.true_class is not None else ""
+        right = row.true_class is None or row.true_class == predicted
+        ax.set_title(f"{row.title}{truth}pred {class_names[predicted]} {100 * row.probabilities[predicted]:.0f}%",
+                     fontsize=7, color="black" if right else WRONG_COLOUR)
+        shown = row.maps[row.classes]
+        low, high = float(min(shown.min(), 0)), float(max(shown.max(), 1e-6))
+        for ax, cls in zip(ax_row[1:], row.classes):
+            ax.imshow(row.maps[cls], cmap="inferno", vmin=low, vmax=high)
+            marks = ("*" if cls == predicted else "") + (" (true)" if cls == row.true_class else "")
+            colour = TRUE_COLOUR if cls == row.true_class else PRED_COLOUR if cls == predicted else "black"
+            ax.set_title(f"{class_names[cls]}{marks}\np={row.probabilities[cls]:.2f}", fontsize=7, color=colour)
+    caption = "class confidence maps" + (f", top {100 * top_fraction:.0f}% of each map shown" if top_fraction else "")
+    fig.suptitle(f"{caption}; * predicted class, box from its map", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig, path) -> None:
+    """Write a figure as PNG through a temporary file, so a crash never leaves half a picture."""
+    import io
+
+    from nin.train.checkpoint import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

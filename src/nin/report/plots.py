@@ -1,0 +1,60 @@
+"""The report's figures: training curves and the confusion matrix, as PNG bytes."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def png_bytes(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def training_curves(history: list[dict]) -> bytes:
+    """Loss, accuracy and learning rate per epoch; train beside validation (or test)."""
+    epochs = [row["epoch"] for row in history]
+    eval_name = "val" if "val_loss" in history[0] else "test"
+    fig, (loss_ax, acc_ax, lr_ax) = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, key, label in ((loss_ax, "loss", "loss"), (acc_ax, "accuracy", "accuracy (%)")):
+        ax.plot(epochs, [row[f"train_{key}"] for row in history], marker=".", label="train")
+        ax.plot(epochs, [row[f"{eval_name}_{key}"] for row in history], marker=".", label=eval_name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    lr_ax.plot(epochs, [row["lr"] for row in history], marker=".")
+    lr_ax.set_xlabel("epoch")
+    lr_ax.set_ylabel("learning rate (end of epoch)")
+    lr_ax.set_yscale("log")
+    lr_ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return png_bytes(fig)
+
+
+def confusion_matrix(confusion: np.ndarray, class_names: list[str]) -> bytes:
+    """Rows: true class; columns: predicted; colour: fraction of the row (counts written for small matrices)."""
+    confusion = np.asarray(confusion)
+    k = len(confusion)
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    size = min(12, 2 + 0.5 * k)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    if k <= 20:
+        ax.set_xticks(range(k), class_names, rotation=90, fontsize=8)
+        ax.set_yticks(range(k), class_names, fontsize=8)
+        for i in range(k):
+            for j in range(k):
+                ax.text(j, i, str(confusion[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    fig.tight_layout()
+    return png_bytes(fig)

@@ -1,0 +1,128 @@
+"""Predict, maps, report and export on a model trained on the real MNIST (the session's `mnist_run`)."""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from nin.data.sources import load_raw_test
+
+
+def run_nin(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "nin", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def mnist_test(mnist_dir):
+    return load_raw_test("mnist", mnist_dir, offline=True)
+
+
+def test_predict_other_size_png_grey_jpeg_and_corrupt_file(mnist_run, mnist_test, tmp_path):
+    seven, two = mnist_test.images[0, 0].numpy(), mnist_test.images[1, 0].numpy()
+    assert mnist_test.labels[:2].tolist() == [7, 2]
+    Image.fromarray(seven).resize((61, 45), Image.Resampling.BILINEAR).convert("RGB").save(tmp_path / "seven.png")
+    Image.fromarray(two).save(tmp_path / "two.jpg", quality=95)     # mode L: a grey JPEG
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
+    result = run_nin("predict", str(mnist_run), str(tmp_path / "seven.png"), str(tmp_path / "broken.png"),
+                     str(tmp_path / "two.jpg"), "--top-k", "3", "--json", str(tmp_path / "p.json"))
+    assert result.returncode == 1, result.stderr          # one file failed
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and "broken.png" in errors[0] and "not a readable image" in errors[0]
+    predictions = json.loads((tmp_path / "p.json").read_text())
+    assert predictions["failed"] == [str(tmp_path / "broken.png")]
+    top = {Path(p["file"]).name: p["top"] for p in predictions["predictions"]}
+    assert top["seven.png"][0]["class"] == "7" and top["two.jpg"][0]["class"] == "2"
+    assert all(len(t) == 3 and t[0]["probability"] >= t[1]["probability"] for t in top.values())
+    assert "seven.png: 7 " in result.stdout
+
+
+def test_predict_all_good_exits_0_and_native_size_works(mnist_run, mnist_test, tmp_path):
+    Image.fromarray(np.pad(mnist_test.images[0, 0].numpy(), 10)).save(tmp_path / "big.png")
+    result = run_nin("predict", str(mnist_run), str(tmp_path / "big.png"), "--native-size")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{tmp_path / 'big.png'}: 7 ")
+
+
+def test_maps_on_mnist_test_images(mnist_run, mnist_dir, tmp_path):
+    out = tmp_path / "maps.png"
+    result = run_nin("maps", str(mnist_run), "--data-dir", str(mnist_dir), "--offline", "--samples", "5",
+                     "--top-fraction", "0.1", "--boxes", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.width > 500 and image.height > 400
+
+
+def test_maps_of_image_files_with_one_unreadable(mnist_run, mnist_test, tmp_path):
+    Image.fromarray(mnist_test.images[3, 0].numpy()).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    result = run_nin("maps", str(mnist_run), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--top-k", "3",
+                     "--out", str(tmp_path / "m.png"))
+    assert result.returncode == 1 and "b.png" in result.stderr
+    assert (tmp_path / "m.png").stat().st_size > 10_000
+
+
+def test_export_onnx_parity_at_two_sizes(mnist_run, tmp_path):
+    result = run_nin("export", str(mnist_run), "--onnx", str(tmp_path / "m.onnx"))
+    assert result.returncode == 0, result.stderr
+    diffs = re.findall(r"input (\d+x\d+x\d+x\d+): max abs difference ([0-9.e+-]+)", result.stdout)
+    assert len(diffs) == 2 and diffs[0][0] != diffs[1][0], result.stdout
+    assert all(float(d) < 1e-4 for _, d in diffs), diffs
+    import onnx
+    model = onnx.load(tmp_path / "m.onnx")
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    assert [bool(d.dim_param) for d in dims] == [True, False, True, True]   # batch, height, width are dynamic
+    assert json.loads({p.key: p.value for p in model.metadata_props}["nin"])["dataset"] == "mnist"
+
+
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
+                    reason="Debian's chromium and chromium-driver are not installed (`make test` installs them)")
+def test_report_renders_in_headless_chromium(mnist_run):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    report = mnist_run / "report.html"
+    assert report.is_file()   # written by `nin train` at the end
+    html = report.read_text()
+    for section in ("Training curves", "Confusion matrix", "Per-class accuracy", "Class confidence maps", "test error"):
+        assert section in html
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(report.resolve().as_uri())
+        images = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth, i.naturalHeight])")
+        console = driver.get_log("browser")
+    finally:
+        driver.quit()
+    assert {alt for alt, *_ in images} == {"training curves", "confusion matrix", "class confidence maps"}
+    assert all(complete and width > 100 and height > 100 for _, complete, width, height in images), images
+    assert [entry for entry in console if entry["level"] in ("SEVERE", "WARNING")] == []
+
+
+def test_report_command_rewrites_the_page(mnist_run):
+    (mnist_run / "report.html").unlink()
+    result = run_nin("report", str(mnist_run))
+    assert result.returncode == 0, result.stderr
+    assert "data:image/png;base64," in (mnist_run / "report.html").read_text()
+
+
+def test_report_of_a_folder_that_is_not_a_run(tmp_path):
+    result = run_nin("report", str(tmp_path))
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "not a finished run folder" in result.stderr

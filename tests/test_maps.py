@@ -1,0 +1,102 @@
+"""The maths of confidence maps and localisation: pure functions on small arrays."""
+
+import numpy as np
+import pytest
+import torch
+
+from nin.localization.boxes import box_from_heatmap, centred_box, gradient_saliency, iou
+from nin.localization.canvas import make_canvases, tight_box
+from nin.maps.confidence import class_maps, map_peaks, strongest_map, top_fraction, upsample
+from nin.models import build_model
+
+
+def test_class_maps_means_are_the_logits():
+    model = build_model("nin-mnist").eval()
+    x = torch.randn(3, 1, 37, 29)   # any size: GAP takes the mean whatever the map size
+    maps, logits = class_maps(model, x)
+    assert maps.shape[:2] == (3, 10)
+    torch.testing.assert_close(logits, model(x), rtol=1e-5, atol=1e-6)
+
+
+def test_upsample_keeps_a_constant_map_constant():
+    maps = torch.full((1, 2, 7, 7), 3.0)
+    up = upsample(maps, (28, 30))
+    assert up.shape == (1, 2, 28, 30)
+    torch.testing.assert_close(up, torch.full_like(up, 3.0))
+
+
+def test_top_fraction_keeps_the_top_tenth():
+    maps = torch.arange(100.0).view(1, 1, 10, 10)
+    kept = top_fraction(maps, 0.1)
+    assert torch.equal(kept.flatten()[90:], maps.flatten()[90:])
+    assert kept.flatten()[:90].abs().sum() == 0
+    with pytest.raises(ValueError):
+        top_fraction(maps, 0.0)
+
+
+def test_strongest_map_is_by_peak_not_mean():
+    maps = torch.zeros(1, 2, 4, 4)
+    maps[0, 0] = 1.0            # mean 1, peak 1
+    maps[0, 1, 0, 0] = 5.0      # mean 0.31, peak 5
+    assert map_peaks(maps).tolist() == [[1.0, 5.0]]
+    assert strongest_map(maps).item() == 1
+    assert maps.mean(dim=(2, 3)).argmax().item() == 0
+
+
+def test_box_from_heatmap_takes_the_largest_region():
+    heat = np.zeros((20, 30))
+    heat[2:4, 2:4] = 1.0        # small, brightest
+    heat[10:16, 5:25] = 0.5     # large, above 20% of the max
+    heat[18, 28] = 0.1          # below the threshold
+    assert box_from_heatmap(heat, 0.2) == (5, 10, 25, 16)
+    assert box_from_heatmap(heat, 0.6) == (2, 2, 4, 4)
+    assert box_from_heatmap(np.zeros((5, 6))) == (0, 0, 6, 5)
+
+
+def test_iou():
+    assert iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert iou((0, 0, 10, 10), (10, 10, 20, 20)) == 0.0
+    assert iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+
+
+def test_centred_box():
+    assert centred_box(64, 64, 20, 10) == (27, 22, 37, 42)
+
+
+def test_canvases_place_the_digit_inside_its_box():
+    digits = np.zeros((3, 28, 28), np.uint8)
+    digits[:, 5:20, 8:16] = 200
+    canvases = make_canvases(digits, np.array([4, 5, 6]), count=50, size=64, clutter=0, seed=1)
+    assert canvases.images.shape == (50, 1, 64, 64)
+    for image, (x0, y0, x1, y1) in zip(canvases.images[:, 0], canvases.boxes):
+        assert (x1 - x0, y1 - y0) == (8, 15)
+        assert image[y0:y1, x0:x1].min() == 200 and image.sum() == 200 * 8 * 15
+    again = make_canvases(digits, np.array([4, 5, 6]), count=50, size=64, clutter=0, seed=1)
+    assert np.array_equal(again.images, canvases.images) and np.array_equal(again.boxes, canvases.boxes)
+    # Positions vary: the digit is not always in the same place.
+    assert len({tuple(b) for b in canvases.boxes}) > 10
+
+
+def test_canvas_clutter_adds_fragments_outside_the_true_box():
+    digits = np.zeros((2, 28, 28), np.uint8)
+    digits[:, 4:24, 4:24] = 255
+    canvases = make_canvases(digits, np.array([0, 1]), count=20, size=64, clutter=4, seed=0)
+    outside = 0
+    for image, (x0, y0, x1, y1) in zip(canvases.images[:, 0], canvases.boxes):
+        mask = np.ones_like(image, bool)
+        mask[y0:y1, x0:x1] = False
+        outside += int(image[mask].sum() > 0)
+    assert outside >= 15
+
+
+def test_tight_box():
+    digit = np.zeros((28, 28), np.uint8)
+    digit[3, 7] = digit[10, 2] = 1
+    assert tight_box(digit) == (2, 3, 8, 11)
+
+
+def test_gradient_saliency_shape_and_sign():
+    model = build_model("nin-mnist").eval()
+    x = torch.randn(2, 1, 28, 28)
+    s = gradient_saliency(model, x, torch.tensor([3, 4]))
+    assert s.shape == (2, 28, 28) and (s >= 0).all() and s.sum() > 0
