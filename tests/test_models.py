@@ -12,11 +12,14 @@ from nin.models.summary import forward_macs
 EXPECTED = json.loads((Path(__file__).parent / "expected_complexity.json").read_text())
 
 
-def test_every_preset_has_expected_numbers():
-    assert set(EXPECTED) == set(PRESETS)
+AUTHORS_PRESETS = ["nin-cifar10", "nin-cifar100", "nin-svhn", "nin-mnist"]   # from the authors' layer files
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_authors_preset_has_expected_numbers():
+    assert set(EXPECTED) == set(AUTHORS_PRESETS) and set(AUTHORS_PRESETS) <= set(PRESETS)
+
+
+@pytest.mark.parametrize("name", AUTHORS_PRESETS)
 def test_preset_parameters_macs_and_output_shape(name):
     model = build_model(name).eval()
     expected = EXPECTED[name]
@@ -26,7 +29,7 @@ def test_preset_parameters_macs_and_output_shape(name):
     assert out.shape == (2, model.config.num_classes)
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", sorted(n for n in PRESETS if build_model(n).has_class_maps))
 def test_pooled_output_is_mean_of_confidence_maps(name):
     model = build_model(name).eval()
     c = model.config.in_channels
@@ -85,3 +88,54 @@ def test_num_classes_override_changes_class_map_layer():
 def test_unknown_preset_is_a_user_error():
     with pytest.raises(NinError, match="unknown preset 'nin-foo'"):
         build_model("nin-foo")
+
+
+# ------------------------------------------------------------------ the paper's comparison models
+
+def test_maxout_takes_the_max_of_consecutive_pieces():
+    from nin.models.blocks import maxout
+    x = torch.tensor([[1.0, 5.0, -2.0, -1.0, 3.0, 0.0]]).view(1, 6, 1, 1)
+    assert maxout(x, 2).flatten().tolist() == [5.0, -1.0, 3.0]
+    assert maxout(x, 3).flatten().tolist() == [5.0, 3.0]
+
+
+@pytest.mark.parametrize("name, params, maps", [
+    # FC head: 96 x 7 x 7 -> 512 -> 10 on MNIST; 192 x 8 x 8 -> 512 -> 10 on CIFAR-10.
+    ("nin-mnist-fc", 349_674 - (96 * 10 + 10) + (96 * 49 * 512 + 512) + (512 * 10 + 10), False),
+    ("nin-cifar10-fc", 966_986 - (192 * 10 + 10) + (192 * 64 * 512 + 512) + (512 * 10 + 10), False),
+    ("nin-cifar10-no-dropout", 966_986, True),
+    # Conventional CNN, GAP head: 5x5 192, 5x5 192, 3x3 10 convolutions.
+    ("cnn-cifar10-gap", (3 * 25 * 192 + 192) + (192 * 25 * 192 + 192) + (192 * 9 * 10 + 10), True),
+    # Maxout MNIST: 48x2, 48x2, 24x4 units; 24 x 3 x 3 features -> softmax.
+    ("maxout-mnist", (1 * 64 * 96 + 96) + (48 * 64 * 96 + 96) + (48 * 25 * 96 + 96) + (24 * 9 * 10 + 10), False),
+])
+def test_comparison_presets(name, params, maps):
+    model = build_model(name).eval()
+    c = model.config
+    assert sum(p.numel() for p in model.parameters()) == params
+    assert model.has_class_maps is maps
+    assert model(torch.randn(3, c.in_channels, c.input_size, c.input_size)).shape == (3, 10)
+
+
+def test_no_dropout_ablation_differs_only_in_dropout():
+    base, ablated = build_model("nin-cifar10").config, build_model("nin-cifar10-no-dropout").config
+    assert [b.dropout for b in base.blocks] == [0.5, 0.5, 0.0]
+    assert [b.dropout for b in ablated.blocks] == [0.0, 0.0, 0.0]
+    assert [b.channels for b in base.blocks] == [b.channels for b in ablated.blocks]
+
+
+def test_fc_dropout_variant_drops_in_training_only():
+    model = build_model("nin-mnist-fc-dropout")
+    x = torch.randn(4, 1, 28, 28)
+    model.train()
+    assert not torch.equal(model(x), model(x))
+    model.eval()
+    assert torch.equal(model(x), model(x))
+
+
+def test_fc_head_model_has_no_maps_and_round_trips_its_config():
+    from nin.models.nin import ModelConfig
+    model = build_model("cnn-mnist-fc")
+    with pytest.raises(ValueError, match="no class confidence maps"):
+        model.forward_maps(torch.zeros(1, 1, 28, 28))
+    assert ModelConfig.from_dict(model.config.to_dict()) == model.config

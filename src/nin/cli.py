@@ -35,10 +35,13 @@ def cmd_summary(args) -> int:
 
     model = build_model(args.preset)
     # The size of the data set each preset was made for: 28x28 for MNIST, else 32x32.
-    default_size = 28 if model.config.in_channels == 1 else 32
-    shape = args.input or (model.config.in_channels, default_size, default_size)
+    size = model.config.input_size
+    shape = args.input or (model.config.in_channels, size, size)
     if shape[0] != model.config.in_channels:
         raise NinError(f"--input {'x'.join(map(str, shape))}: {args.preset} takes {model.config.in_channels} channels")
+    if model.config.head == "fc" and shape[1:] != (size, size):
+        raise NinError(f"--input {'x'.join(map(str, shape))}: {args.preset} has a fully connected head, "
+                       f"which takes {size}x{size} images only")
     print(f"{args.preset}, input {'x'.join(map(str, shape))}")
     print(format_summary(summarize(model, shape), sum(p.numel() for p in model.parameters())))
     return 0
@@ -205,7 +208,7 @@ def cmd_export(args) -> int:
     trained = load_trained(args.checkpoint)
     export_onnx(trained, args.onnx)
     size = trained.image_size
-    shapes = [(1, size, size), (3, size + 13, size + 7)]
+    shapes = [(1, size, size), (3, size + 13, size + 7) if trained.model.has_class_maps else (3, size, size)]
     diffs = onnx_parity(trained, args.onnx, shapes)
     for (b, h, w), diff in zip(shapes, diffs):
         print(f"onnxruntime vs PyTorch, input {b}x{trained.model.config.in_channels}x{h}x{w}: "

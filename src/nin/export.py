@@ -33,12 +33,13 @@ def export_onnx(trained: Trained, out: Path, opset: int = 18) -> None:
     _require("onnxscript")
     model = trained.model.float().eval()
     config = model.config
-    size = trained.image_size if "dataset" in trained.meta else 32
+    size = trained.model.config.input_size
     example = torch.zeros(2, config.in_channels, size, size)
-    batch, height, width = torch.export.Dim("batch"), torch.export.Dim("height", min=8), torch.export.Dim("width", min=8)
+    dynamic = {0: torch.export.Dim("batch")}
+    if model.has_class_maps:   # GAP takes any size; an FC head fixes it
+        dynamic.update({2: torch.export.Dim("height", min=8), 3: torch.export.Dim("width", min=8)})
     program = torch.onnx.export(model, (example,), dynamo=True, opset_version=opset, input_names=[INPUT_NAME],
-                                output_names=[OUTPUT_NAME], dynamic_shapes={"x": {0: batch, 2: height, 3: width}},
-                                verbose=False, report=False)
+                                output_names=[OUTPUT_NAME], dynamic_shapes={"x": dynamic}, verbose=False, report=False)
     proto = program.model_proto
     described = {k: trained.meta.get(k) for k in ("dataset", "preset", "class_names", "preprocess", "mean", "std")}
     entry = proto.metadata_props.add()

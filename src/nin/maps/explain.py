@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nin.errors import NinError
 from nin.inference import Trained, model_inputs
 from nin.localization.boxes import DEFAULT_THRESHOLD, box_from_heatmap
 from nin.maps.confidence import class_maps, top_fraction, upsample
@@ -20,6 +21,9 @@ def explain(trained: Trained, images: torch.Tensor, labels: list[int | None], to
     fraction: show only each map's top fraction of activations (the paper used 0.1).
     boxes: locate the top this-many predicted classes (the first is drawn strongest).
     """
+    if not trained.model.has_class_maps:
+        raise NinError(f"{trained.meta.get('preset', 'this model')} has a fully connected head, so it has no class "
+                       "confidence maps; only GAP models (nin-*, cnn-*-gap) do")
     maps, logits = class_maps(trained.model, model_inputs(trained, images))
     maps = upsample(maps, tuple(images.shape[-2:]))
     probabilities = logits.softmax(dim=1)

@@ -35,12 +35,79 @@ PRESETS: dict[str, ModelConfig] = {
 }
 
 
+# ------------------------------------------------------------------ the paper's comparison models
+# All share nin.models.NIN; see README, "Comparison models", for why each size was chosen.
+
+FC_HIDDEN = 512   # one hidden fully connected layer: 512 ReLU units
+
+
+def _without_dropout(config: ModelConfig) -> ModelConfig:
+    """The paper's ablation: no dropout between the mlpconv layers."""
+    return dataclasses.replace(config, blocks=tuple(dataclasses.replace(b, dropout=0.0) for b in config.blocks))
+
+
+def _fc_head(config: ModelConfig, dropout: float) -> ModelConfig:
+    """Table 5's "mlpconv + fully connected": the third block keeps its hidden width (its class-map
+    layer is removed), then flatten -> FC 512 -> ReLU -> FC num_classes, with dropout 0.5 before
+    each FC layer in the dropout variant."""
+    last = config.blocks[-1]
+    return dataclasses.replace(config, blocks=(*config.blocks[:-1], dataclasses.replace(last, channels=last.channels[:-1])),
+                               head="fc", fc_hidden=(FC_HIDDEN,), fc_dropout=dropout)
+
+
+def _conventional(config: ModelConfig, head: str) -> ModelConfig:
+    """The same depth without the 1x1 layers: each block is its k x k convolution only, widths as NIN's.
+
+    GAP head: the third convolution outputs the class maps directly. FC head: it keeps its width,
+    followed by the FC head above (with dropout, as conventional CNNs were trained)."""
+    blocks = [dataclasses.replace(b, channels=b.channels[:1]) for b in config.blocks]
+    if head == "gap":
+        blocks[-1] = dataclasses.replace(blocks[-1], channels=(config.num_classes,))
+        return dataclasses.replace(config, blocks=tuple(blocks))
+    return dataclasses.replace(config, blocks=tuple(blocks), head="fc", fc_hidden=(FC_HIDDEN,), fc_dropout=0.5)
+
+
+# Maxout networks (Goodfellow et al. 2013), from their pylearn2 files. CIFAR-10: three maxout
+# convolution layers (96, 192, 192 units of 2 pieces; kernels 8, 8, 5; max pooling 4, 4, 2 with
+# stride 2), a maxout FC layer of 500 units of 5 pieces, softmax; dropout 0.5 on each layer's input.
+# MNIST: 48, 48, 24 units of 2, 2, 4 pieces (kernels 8, 8, 5; pools 4, 4, 2), softmax.
+# Differences: 'same' padding and stride-2 pools (theirs pad/stride differently), dropout 0.5
+# everywhere (they kept 0.8 of the input pixels), and no max-norm constraint.
+MAXOUT_CIFAR10 = ModelConfig(
+    in_channels=3, num_classes=10, input_size=32, head="fc", fc_hidden=(500,), fc_dropout=0.5, fc_pieces=5,
+    blocks=(MlpConvSpec(8, (96,), pool="max", pool_size=4, dropout=0.5, pieces=2),
+            MlpConvSpec(8, (192,), pool="max", pool_size=4, dropout=0.5, pieces=2),
+            MlpConvSpec(5, (192,), pool="max", pool_size=2, dropout=0.0, pieces=2)))
+MAXOUT_MNIST = ModelConfig(
+    in_channels=1, num_classes=10, input_size=28, head="fc", fc_hidden=(), fc_dropout=0.5,
+    blocks=(MlpConvSpec(8, (48,), pool="max", pool_size=4, dropout=0.5, pieces=2),
+            MlpConvSpec(8, (48,), pool="max", pool_size=4, dropout=0.5, pieces=2),
+            MlpConvSpec(5, (24,), pool="max", pool_size=2, dropout=0.0, pieces=4)))
+
+
+def _comparisons(name: str, config: ModelConfig) -> dict[str, ModelConfig]:
+    base = name.removeprefix("nin-")
+    return {
+        f"{name}-fc": _fc_head(config, dropout=0.0),
+        f"{name}-fc-dropout": _fc_head(config, dropout=0.5),
+        f"{name}-no-dropout": _without_dropout(config),
+        f"cnn-{base}-gap": _conventional(config, "gap"),
+        f"cnn-{base}-fc": _conventional(config, "fc"),
+    }
+
+
+PRESETS["nin-mnist"] = dataclasses.replace(PRESETS["nin-mnist"], input_size=28)
+for _name in ("nin-cifar10", "nin-mnist"):
+    PRESETS.update(_comparisons(_name, PRESETS[_name]))
+PRESETS.update({"maxout-cifar10": MAXOUT_CIFAR10, "maxout-mnist": MAXOUT_MNIST})
+
+
 def preset_config(name: str, **overrides) -> ModelConfig:
-    """The ModelConfig of a preset; `num_classes`, `in_channels`, `class_map_relu` may be overridden."""
+    """The ModelConfig of a preset; `num_classes`, `in_channels`, `class_map_relu`, `input_size` may be overridden."""
     if name not in PRESETS:
         raise NinError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
     config = PRESETS[name]
-    if "num_classes" in overrides and overrides["num_classes"] != config.num_classes:
+    if "num_classes" in overrides and overrides["num_classes"] != config.num_classes and config.head == "gap":
         last = config.blocks[-1]
         last = dataclasses.replace(last, channels=(*last.channels[:-1], overrides["num_classes"]))
         config = dataclasses.replace(config, blocks=(*config.blocks[:-1], last))

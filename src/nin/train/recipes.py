@@ -54,9 +54,10 @@ def init_lsuv_(model: NIN, sample: torch.Tensor) -> None:
             model(sample)
         finally:
             handle.remove()
-        target = FAST_CLASS_MAP_STD if layer is model.class_map_layer else 1.0
+        target = FAST_CLASS_MAP_STD if layer is model.output_layer else 1.0
         layer.weight.mul_(target / captured["out"].std().clamp(min=1e-8))
-    nn.init.constant_(model.class_map_layer.bias, FAST_CLASS_MAP_BIAS)
+    if model.has_class_maps:   # an FC head's scores have no ReLU to die under: its bias stays 0
+        nn.init.constant_(model.class_map_layer.bias, FAST_CLASS_MAP_BIAS)
     model.train(was_training)
 
 
@@ -74,7 +75,7 @@ def param_groups(model: NIN, recipe: str, weight_decay: float) -> list[dict]:
     Biases never get weight decay. The paper recipe also scales biases' and the
     class-map layer's learning rates as the authors' files do.
     """
-    class_map = {id(p) for p in model.class_map_layer.parameters()}
+    class_map = {id(p) for p in model.output_layer.parameters()}
     groups: dict[tuple[float, float], list[torch.Tensor]] = {}
     for name, p in model.named_parameters():
         is_bias = name.endswith("bias")

@@ -35,7 +35,7 @@ INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init
 def build_for_dataset(cfg: TrainConfig, data: LoadedDataset) -> NIN:
     info = data.info
     return NIN(preset_config(cfg.preset, in_channels=info.in_channels, num_classes=info.num_classes,
-                             class_map_relu=cfg.class_map_relu))
+                             class_map_relu=cfg.class_map_relu, input_size=info.image_size))
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int, train_accuracies: list[float]):
