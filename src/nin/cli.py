@@ -74,6 +74,7 @@ _TRAIN_FLAGS = {
     "preprocess": (str, "none, gcn-zca or lcn (default: what the paper did for the data set)"),
     "cache_dir": (str, "where preprocessed arrays are cached (default $NIN_CACHE, else ~/.cache/nin)"),
     "out": (str, "run folder (default runs/<dataset>-<preset>-<recipe>)"),
+    "time_budget_minutes": (float, "stop training after this many minutes of this process, then evaluate and save"),
 }
 
 
@@ -85,7 +86,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-class-map-relu", dest="class_map_relu", action="store_false", default=None,
                    help="drop the ReLU on the class-map layer (a model change; the paper keeps it)")
     p.add_argument("--augment", action="store_true", default=None,
-                   help="random translations, plus horizontal flips for CIFAR (never for digits)")
+                   help="random translations, plus horizontal flips for CIFAR and Fashion-MNIST (never for digits)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
 
@@ -274,6 +275,44 @@ def cmd_eval(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- reproduce
+
+def cmd_reproduce(args) -> int:
+    from nin.reproduce.experiments import load_experiments
+    from nin.reproduce.results import load_records, merge, write_results
+    from nin.reproduce.runner import find_data_dir, run_experiment
+
+    experiments = load_experiments(args.configs)
+    if args.list:
+        for name, exp in experiments.items():
+            print(f"{name:<24} {exp.group:<10} {exp.description}")
+        return 0
+    chosen = args.experiments or list(experiments)
+    unknown = [n for n in chosen if n not in experiments]
+    if unknown:
+        raise NinError(f"unknown experiment {', '.join(unknown)}: expected some of {', '.join(experiments)} "
+                       "(see `nin reproduce --list`)")
+    if args.seeds < 1:
+        raise NinError(f"--seeds must be at least 1, got {args.seeds}")
+    records, not_run = load_records(args.results), {}
+    for name in chosen:
+        exp = experiments[name]
+        data_dir, reason = find_data_dir(exp.train["dataset"], args.data_dir)
+        if data_dir is None:
+            print(f"{name}: not run: {reason}", file=sys.stderr)
+            not_run[name] = reason
+            continue
+        command = f"nin reproduce {name} --seeds {args.seeds}" + \
+            (f" --budget-minutes {args.budget_minutes:g}" if args.budget_minutes else "")
+        new = [run_experiment(exp, seed, args.runs_dir, data_dir, args.budget_minutes, command, args.progress)
+               for seed in range(args.seeds)]
+        records = merge(records, new)
+        write_results(args.results, experiments, records, not_run)   # after each experiment: nothing is lost
+    print(write_results(args.results, experiments, records, not_run))
+    print(f"\nwritten: {args.results / 'README.md'}")
+    return 0
+
+
 # ---------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -341,6 +380,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference from PyTorch (fp32)")
     p.set_defaults(run=cmd_export)
+
+    p = sub.add_parser("reproduce", help="run the paper's experiments (configs/) and write results/README.md")
+    p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="experiment names (default: all; see --list)")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument("--seeds", type=int, default=1, help="seeds 0..S-1 per experiment (default 1)")
+    p.add_argument("--budget-minutes", type=float, default=None,
+                   help="stop each run after this many minutes (the table marks it as a short budget)")
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help="folder with the data sets (default $NIN_DATA or ./data, then ../shared/data)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs/reproduce"), help="where run folders go")
+    p.add_argument("--results", type=Path, default=Path("results"), help="where runs.json and README.md go")
+    p.add_argument("--configs", type=Path, default=None, help="experiment files (default: the repository's configs/)")
+    p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.set_defaults(run=cmd_reproduce)
 
     p = sub.add_parser("localize", help="benchmark: locate translated MNIST digits from the maps (IoU >= 0.5)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the MNIST files")

@@ -64,6 +64,7 @@ class TrainConfig:
     cache_dir: str | None = None         # preprocessed arrays; None: $NIN_CACHE, else ~/.cache/nin
     out: str | None = None               # None: runs/<dataset>-<preset>-<recipe>
     progress: bool = True
+    time_budget_minutes: float | None = None   # stop training after this long (then evaluate and save)
 
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's defaults filled in and every value checked."""
@@ -87,6 +88,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(cfg, name) < 1:
                 raise NinError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+        if cfg.time_budget_minutes is not None and cfg.time_budget_minutes <= 0:
+            raise NinError(f"--time-budget-minutes must be positive, got {cfg.time_budget_minutes}")
         if cfg.lr <= 0:
             raise NinError(f"--lr must be positive, got {cfg.lr}")
         return cfg

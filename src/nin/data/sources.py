@@ -65,7 +65,7 @@ DATASETS = {
     "fashion-mnist": DatasetInfo(
         "fashion-mnist", 1, 28,
         ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        (0.2860,), (0.3530,), "none", 2, False),
+        (0.2860,), (0.3530,), "none", 2, True),   # clothes are left-right symmetric: flips are fair
     # For CIFAR and SVHN the mean/std are measured on the training split when loaded.
     "cifar10": DatasetInfo("cifar10", 3, 32, CIFAR10_CLASSES, _UNSET, _UNSET, "gcn-zca", 4, True),
     "cifar100": DatasetInfo("cifar100", 3, 32, tuple(f"class {i}" for i in range(100)), _UNSET, _UNSET,

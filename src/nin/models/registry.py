@@ -55,16 +55,17 @@ def _fc_head(config: ModelConfig, dropout: float) -> ModelConfig:
                                head="fc", fc_hidden=(FC_HIDDEN,), fc_dropout=dropout)
 
 
-def _conventional(config: ModelConfig, head: str) -> ModelConfig:
-    """The same depth without the 1x1 layers: each block is its k x k convolution only, widths as NIN's.
+def _conventional(config: ModelConfig, head: str, dropout: float = 0.0) -> ModelConfig:
+    """The same depth without the 1x1 layers: each block is its k x k convolution only, widths as NIN's,
+    dropout 0.5 between blocks as NIN.
 
     GAP head: the third convolution outputs the class maps directly. FC head: it keeps its width,
-    followed by the FC head above (with dropout, as conventional CNNs were trained)."""
+    followed by the FC head above (dropout before the FC layers in the -dropout variant)."""
     blocks = [dataclasses.replace(b, channels=b.channels[:1]) for b in config.blocks]
     if head == "gap":
         blocks[-1] = dataclasses.replace(blocks[-1], channels=(config.num_classes,))
         return dataclasses.replace(config, blocks=tuple(blocks))
-    return dataclasses.replace(config, blocks=tuple(blocks), head="fc", fc_hidden=(FC_HIDDEN,), fc_dropout=0.5)
+    return dataclasses.replace(config, blocks=tuple(blocks), head="fc", fc_hidden=(FC_HIDDEN,), fc_dropout=dropout)
 
 
 # Maxout networks (Goodfellow et al. 2013), from their pylearn2 files. CIFAR-10: three maxout
@@ -93,6 +94,7 @@ def _comparisons(name: str, config: ModelConfig) -> dict[str, ModelConfig]:
         f"{name}-no-dropout": _without_dropout(config),
         f"cnn-{base}-gap": _conventional(config, "gap"),
         f"cnn-{base}-fc": _conventional(config, "fc"),
+        f"cnn-{base}-fc-dropout": _conventional(config, "fc", dropout=0.5),
     }
 
 

@@ -28,6 +28,7 @@ class EpochStats:
     accuracy: float           # percent
     images: int
     seconds: float
+    stopped_early: bool = False   # the deadline came before the epoch's end
 
     @property
     def images_per_second(self) -> float:
@@ -54,8 +55,11 @@ Prepare = Callable[[torch.Tensor], torch.Tensor]   # uint8 batch on the device -
 
 def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at: Callable[[int], float],
                     first_step: int, prepare: Prepare, augment, autocast, label_smoothing: float, clip_grad_norm: float,
-                    device: torch.device, epoch: int, progress: bool) -> EpochStats:
-    """Train over `batches`; `lr_at(global_step)` gives each step's learning rate before scaling."""
+                    device: torch.device, epoch: int, progress: bool, deadline: float | None = None) -> EpochStats:
+    """Train over `batches`; `lr_at(global_step)` gives each step's learning rate before scaling.
+
+    `deadline` (a time.perf_counter() value): stop after the first step that ends past it.
+    """
     model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -96,9 +100,14 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
                 bar.set_postfix(loss=f"{running:.4f}", acc=f"{100.0 * correct.item() / seen:.2f}%",
                                 **{"img/s": f"{seen / elapsed:.0f}"}, lr=f"{lr:.4g}", refresh=False)
             bar.update((i + 1) - bar.n)
+        if deadline is not None and time.perf_counter() > deadline and i + 1 < num_batches:
+            stopped = True
+            break
+    else:
+        stopped = False
     bar.close()
     seconds = time.perf_counter() - start
-    return EpochStats(loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seen, seconds)
+    return EpochStats(loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seen, seconds, stopped)
 
 
 @torch.no_grad()

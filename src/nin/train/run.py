@@ -120,6 +120,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None) ->
 
 def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
     """`on_epoch_end(epoch)` is called after each epoch's checkpoint is written."""
+    process_start = time.perf_counter()   # the time budget counts data loading too
     run_dir = Path(cfg.out)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -154,7 +155,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
     if steps_per_epoch == 0:
         raise NinError(f"--batch-size {cfg.batch_size} is larger than the {len(train.labels)} training images")
     start = time.perf_counter()
-    result = None
+    deadline = process_start + 60 * cfg.time_budget_minutes if cfg.time_budget_minutes else None
+    result, budget_hit = None, False
     for epoch in range(start_epoch, cfg.epochs):
         train_accuracies = [row["train_accuracy"] for row in history]
         if cfg.recipe == "paper" and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta)):
@@ -165,7 +167,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
         batches = iterate_batches(train.images, train.labels, cfg.batch_size, order, drop_last=True)
         stats = train_one_epoch(model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
                                 prepare, augment, amp, cfg.label_smoothing, cfg.clip_grad_norm, device, epoch,
-                                cfg.progress)
+                                cfg.progress, deadline)
         result = evaluate(model, eval_split.images, eval_split.labels, 512, prepare, amp, device, data.info.num_classes)
         history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
@@ -173,6 +175,9 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
             f"{eval_name}_loss": round(result.loss, 6), f"{eval_name}_accuracy": round(result.accuracy, 4),
             "images_per_second": round(stats.images_per_second, 1), "epoch_seconds": round(stats.seconds, 2),
         })
+        if stats.stopped_early:   # a fractional epoch: how far the budget got
+            history[-1]["epoch"] = round(epoch + stats.images / (steps_per_epoch * cfg.batch_size), 3)
+            budget_hit = True
         log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% | "
             f"{eval_name} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s")
         write_metrics(run_dir / METRICS_FILE, history)
@@ -183,22 +188,31 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
         })
         if on_epoch_end is not None:
             on_epoch_end(epoch)
+        if deadline is not None and time.perf_counter() > deadline and epoch + 1 < cfg.epochs:
+            budget_hit = True
+            log(f"time budget of {cfg.time_budget_minutes:g} minutes used up: stopping after "
+                f"{history[-1]['epoch']} epochs")
+            break
 
     if result is None or eval_name != "test":
         result = evaluate(model, data.test.images, data.test.labels, 512, prepare, amp, device, data.info.num_classes)
-    return finish(run_dir, cfg, model, data, result, history, bf16, wall_before + time.perf_counter() - start)
+    return finish(run_dir, cfg, model, data, result, history, bf16, wall_before + time.perf_counter() - start,
+                  budget_hit)
 
 
-def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall) -> dict:
+def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall,
+           stopped_by_budget: bool = False) -> dict:
     save_weights(run_dir / WEIGHTS_FILE, {**model.state_dict(), **preprocess_tensors(data)},
                  weights_meta(cfg, model, data))
     last = history[-1] if history else {}
     card = {
-        "preset": cfg.preset, "recipe": cfg.recipe, "dataset": cfg.dataset, "epochs": len(history),
+        "preset": cfg.preset, "recipe": cfg.recipe, "dataset": cfg.dataset,
+        "epochs": history[-1]["epoch"] if history else 0,   # fractional when a time budget cut an epoch short
         "preprocess": data.preprocess, "augment": cfg.augment, "val_split": cfg.val_split,
         "val_accuracy": last.get("val_accuracy"),
         "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
         "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
+        "stopped_by_time_budget": stopped_by_budget,
         "seed": cfg.seed, "precision": "bf16" if bf16 else "fp32", "device": str(next(model.parameters()).device),
         "class_names": list(data.info.class_names), "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
         "confusion_matrix": result.confusion.tolist(), "weights": WEIGHTS_FILE,

@@ -1,0 +1,49 @@
+"""Experiment files (configs/*.json): a description, the paper's row and number, and TrainConfig fields."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from nin.config import TrainConfig
+from nin.errors import NinError
+
+GROUPS = ("paper", "ours", "comparison")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    group: str                 # paper: a row of the paper's tables; ours: this project's best; comparison: reduced budget
+    paper_row: str
+    paper_error: float | None  # the paper's test error (%) for the row, None if the paper has none
+    train: dict                # TrainConfig fields
+
+
+def default_configs_dir() -> Path:
+    """The repository's configs/ folder."""
+    return Path(__file__).resolve().parents[3] / "configs"
+
+
+def load_experiment(path: Path) -> Experiment:
+    try:
+        d = json.loads(Path(path).read_text())
+        experiment = Experiment(Path(path).stem, d["description"], d["group"], d["paper"]["row"],
+                                d["paper"]["test_error"], d["train"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise NinError(f"{path}: not an experiment file ({type(e).__name__}: {e}); expected description, group, "
+                       "paper.row, paper.test_error and train") from None
+    if experiment.group not in GROUPS:
+        raise NinError(f"{path}: group {experiment.group!r}: expected one of {', '.join(GROUPS)}")
+    TrainConfig.from_dict(experiment.train, source=str(path))   # unknown keys are refused here
+    return experiment
+
+
+def load_experiments(folder: Path | None = None) -> dict[str, Experiment]:
+    folder = Path(folder or default_configs_dir())
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise NinError(f"{folder}: no experiment files (*.json) there")
+    return {p.stem: load_experiment(p) for p in files}

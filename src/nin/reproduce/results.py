@@ -1,0 +1,45 @@
+"""results/: runs.json (every finished run's record, kept across sessions) and README.md (the table)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nin.reproduce.experiments import Experiment
+from nin.reproduce.table import render_table
+from nin.train.checkpoint import atomic_write_json, atomic_write_text
+
+RECORDS_FILE, TABLE_FILE, NOTES_FILE = "runs.json", "README.md", "notes.md"   # notes.md: written by hand
+
+INTRO = """# Measured results beside the paper's
+
+Written by `nin reproduce` from `runs.json` (one record per finished run: experiment, seed, test
+error, epochs, wall time, machine, command and commit). Test error in percent; "n" is the number of
+seeds, "±" the sample standard deviation. Paper numbers: Lin, Chen & Yan (2013), Tables 1-5 and
+section 4.6 (the "paper row" column says which; the Fashion-MNIST comparison rows show the
+paper's CIFAR-10 numbers for the same model variants, for the ordering only). Rows marked
+"short budget" were stopped by `--budget-minutes` and say nothing about the paper's claims.
+"""
+
+
+def load_records(folder: Path) -> list[dict]:
+    path = Path(folder) / RECORDS_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def merge(records: list[dict], new: list[dict]) -> list[dict]:
+    """New records replace old ones of the same experiment and seed."""
+    keys = {(r["experiment"], r["seed"]) for r in new}
+    kept = [r for r in records if (r["experiment"], r["seed"]) not in keys]
+    return sorted(kept + new, key=lambda r: (r["experiment"], r["seed"]))
+
+
+def write_results(folder: Path, experiments: dict[str, Experiment], records: list[dict],
+                  not_run: dict[str, str]) -> str:
+    """Write runs.json and README.md (the table, then notes.md if there is one); returns the table."""
+    folder = Path(folder)
+    table = render_table(experiments, records, not_run)
+    notes = (folder / NOTES_FILE).read_text() if (folder / NOTES_FILE).is_file() else ""
+    atomic_write_json(folder / RECORDS_FILE, records)
+    atomic_write_text(folder / TABLE_FILE, f"{INTRO}\n{table}\n\n{notes}")
+    return table

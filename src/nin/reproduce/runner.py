@@ -1,0 +1,112 @@
+"""Running experiments: one run folder per (experiment, seed), resumed or reused when already there."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from nin.config import TrainConfig
+from nin.data.sources import default_data_dir, load_raw_test
+from nin.errors import NinError
+from nin.reproduce.experiments import Experiment
+from nin.train.run import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, fit
+
+REPO = Path(__file__).resolve().parents[3]
+# sha256 of test_batch.bin as ../shared/tools/make_cifar10_batches.py writes it from the JPEG pack:
+# the way to tell that re-encoding from the official pixels, whose accuracies are the paper's.
+CIFAR10_JPEG_TEST_BATCH_SHA256 = "309e749b8323084cc262f94df1534f19b1776b7e9280773abefd6615879ba7b6"
+DATA_NAMES = {"mnist": "MNIST (original IDX files)", "fashion-mnist": "Fashion-MNIST (original files)",
+              "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN train + extra"}
+
+
+def find_data_dir(dataset: str, given: Path | None) -> tuple[Path | None, str | None]:
+    """(folder that holds the data set, None) or (None, why not). Never downloads.
+
+    Without --data-dir: $NIN_DATA (else ./data), then ../shared/data beside the repository.
+    """
+    candidates = [Path(given)] if given else [default_data_dir(), REPO.parent / "shared" / "data"]
+    reasons = []
+    for folder in candidates:
+        try:
+            load_raw_test(dataset, folder, offline=True)
+            return folder, None
+        except NinError as e:
+            reasons.append(str(e))
+    return None, f"{dataset} data not found ({reasons[0][:160]})"
+
+
+def describe_data(dataset: str, data_dir: Path) -> str:
+    name = DATA_NAMES.get(dataset, dataset)
+    if dataset == "cifar10":
+        test_batch = data_dir / "cifar-10-batches-bin" / "test_batch.bin"
+        if test_batch.is_file() and hashlib.sha256(test_batch.read_bytes()).hexdigest() == CIFAR10_JPEG_TEST_BATCH_SHA256:
+            return "CIFAR-10 re-encoded as JPEG q75 (../shared; not the official pixels)"
+    return name
+
+
+def machine() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    model = platform.processor() or "CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{model}, {torch.get_num_threads()} threads"
+
+
+def commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
+
+
+def run_config(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budget_minutes: float | None,
+               progress: bool) -> TrainConfig:
+    return TrainConfig.from_dict({**exp.train, "seed": seed, "out": str(runs_dir / exp.name / f"seed-{seed}"),
+                                  "data_dir": str(data_dir), "offline": True, "progress": progress,
+                                  "time_budget_minutes": budget_minutes}).resolved()
+
+
+def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budget_minutes: float | None,
+                   command: str, progress: bool = False, log=print) -> dict:
+    """Train (or reuse, or resume) one seed of an experiment; returns its results record."""
+    cfg = run_config(exp, seed, runs_dir, data_dir, budget_minutes, progress)
+    out = Path(cfg.out)
+    saved = json.loads((out / CONFIG_FILE).read_text()) if (out / CONFIG_FILE).is_file() else None
+    same = saved == json.loads(json.dumps(cfg.to_dict()))
+    if same and (out / CARD_FILE).is_file():
+        log(f"{exp.name} seed {seed}: finished earlier in {out}; reusing it")
+        card = json.loads((out / CARD_FILE).read_text())
+    else:
+        resume = same and (out / CHECKPOINT_FILE).is_file()
+        log(f"{exp.name} seed {seed}: {'resuming' if resume else 'training'} in {out}")
+        card = fit(cfg, resume=resume, log=log)
+    last_epoch = card.get("epochs")
+    return {
+        "experiment": exp.name, "seed": seed, "test_error": card["test_error"], "epochs": last_epoch,
+        "wall_seconds": card["wall_seconds"], "short_budget": bool(card.get("stopped_by_time_budget")),
+        "budget_minutes": budget_minutes, "data": describe_data(cfg.dataset, data_dir) + _data_options(cfg),
+        "machine": machine(), "commit": commit(), "command": command,
+        "date": datetime.date.today().isoformat(),
+    }
+
+
+def _data_options(cfg: TrainConfig) -> str:
+    options = [cfg.preprocess] if cfg.preprocess not in (None, "none") else []
+    if cfg.augment:
+        options.append("augmented")
+    return f", {' + '.join(options)}" if options else ""

@@ -1,0 +1,39 @@
+"""The results table: records of finished runs in, Markdown out (pure)."""
+
+from __future__ import annotations
+
+import statistics
+
+from nin.reproduce.experiments import Experiment
+
+
+def summarize(errors: list[float]) -> str:
+    """'mean ± sample std (n)' of test errors in percent."""
+    if len(errors) == 1:
+        return f"{errors[0]:.2f}"
+    return f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f} (n={len(errors)})"
+
+
+def render_table(experiments: dict[str, Experiment], records: list[dict], not_run: dict[str, str]) -> str:
+    """One row per experiment: the paper's error beside ours (mean ± std over seeds), or why it was not run."""
+    header = ("| experiment | paper row | paper error % | our error % | seeds | data | epochs | wall time | machine | "
+              "command | commit |")
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
+    for name, exp in experiments.items():
+        rows = sorted((r for r in records if r["experiment"] == name), key=lambda r: r["seed"])
+        paper = f"{exp.paper_error:.2f}" if exp.paper_error is not None else "-"
+        if not rows:
+            reason = not_run.get(name, "not run yet on this machine")
+            lines.append(f"| {name} | {exp.paper_row} | {paper} | not run: {reason} | | | | | | | |")
+            continue
+        ours = summarize([r["test_error"] for r in rows])
+        if any(r.get("short_budget") for r in rows):
+            ours += f" (short budget: {rows[0]['budget_minutes']:g} min)"
+        epochs = "/".join(str(r["epochs"]) for r in rows)
+        wall = "/".join(f"{r['wall_seconds'] / 60:.0f} min" for r in rows)
+        commits = sorted({r["commit"][:8] + (" (uncommitted changes)" if r["commit"].endswith("+uncommitted") else "")
+                          for r in rows})
+        lines.append(f"| {name} | {exp.paper_row} | {paper} | {ours} | {', '.join(str(r['seed']) for r in rows)} | "
+                     f"{rows[0]['data']} | {epochs} | {wall} | {rows[0]['machine']} | `{rows[0]['command']}` | "
+                     f"{', '.join(commits)} |")
+    return "\n".join(lines)

@@ -1,0 +1,76 @@
+"""`nin reproduce`: experiment files, the results table, and a short real run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nin.config import TrainConfig
+from nin.models import PRESETS
+from nin.reproduce.experiments import load_experiments
+from nin.reproduce.results import merge
+from nin.reproduce.table import render_table, summarize
+
+
+def test_every_experiment_file_is_valid_and_uses_a_real_preset():
+    experiments = load_experiments()
+    for name, exp in experiments.items():
+        cfg = TrainConfig.from_dict(exp.train).resolved()
+        assert cfg.preset in PRESETS, name
+        if exp.group == "paper":
+            assert exp.paper_error is not None, name
+    # Every row of the paper's results: the five data sets, Table 5, the CNN comparison, the ablation.
+    rows = {exp.paper_error for exp in experiments.values() if exp.group == "paper"}
+    assert {10.41, 8.81, 35.68, 2.35, 0.47, 11.59, 10.88, 17.56, 15.99, 16.46, 14.51} <= rows
+
+
+def test_summarize_mean_and_spread():
+    assert summarize([0.5]) == "0.50"
+    assert summarize([1.0, 2.0, 3.0]) == "2.00 ± 1.00 (n=3)"
+
+
+def test_table_rows_not_run_and_short_budget():
+    experiments = load_experiments()
+    record = {"experiment": "mnist-paper", "seed": 0, "test_error": 3.25, "epochs": 0.4, "wall_seconds": 120,
+              "short_budget": True, "budget_minutes": 2, "data": "MNIST", "machine": "cpu", "commit": "abcdef123456",
+              "command": "nin reproduce mnist-paper --seeds 1 --budget-minutes 2"}
+    table = render_table(experiments, [record], {"svhn": "svhn data not found"})
+    row = next(line for line in table.splitlines() if line.startswith("| mnist-paper "))
+    assert "| 0.47 | 3.25 (short budget: 2 min) |" in row and "abcdef12" in row
+    assert "| svhn | SVHN, NIN | 2.35 | not run: svhn data not found |" in table
+
+
+def test_merge_replaces_same_experiment_and_seed():
+    old = [{"experiment": "a", "seed": 0, "v": 1}, {"experiment": "a", "seed": 1, "v": 1}]
+    assert merge(old, [{"experiment": "a", "seed": 0, "v": 2}]) == [{"experiment": "a", "seed": 0, "v": 2},
+                                                                    {"experiment": "a", "seed": 1, "v": 1}]
+
+
+def test_reproduce_help():
+    result = subprocess.run([sys.executable, "-m", "nin", "reproduce", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "--budget-minutes" in result.stdout and "--seeds" in result.stdout
+
+
+def test_unknown_experiment_is_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "nin", "reproduce", "no-such", "--results", str(tmp_path)],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_reproduce_mnist_paper_short_budget_end_to_end(mnist_dir, tmp_path):
+    argv = [sys.executable, "-m", "nin", "reproduce", "mnist-paper", "svhn", "--budget-minutes", "0.3",
+            "--data-dir", str(mnist_dir.parent), "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
+    result = subprocess.run(argv, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    readme = (tmp_path / "res" / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| mnist-paper "))
+    assert "short budget: 0.3 min" in row and "MNIST (original IDX files)" in row
+    assert "| svhn | SVHN, NIN | 2.35 | not run: svhn data not found" in readme
+    (record,) = json.loads((tmp_path / "res" / "runs.json").read_text())
+    card = json.loads((tmp_path / "runs" / "mnist-paper" / "seed-0" / "card.json").read_text())
+    assert record["test_error"] == card["test_error"] and card["stopped_by_time_budget"] is True
+    assert 0 < record["epochs"] < 1
+    # A second call finds the finished run and reuses it.
+    again = subprocess.run(argv, capture_output=True, text=True)
+    assert again.returncode == 0 and "reusing it" in again.stdout
