@@ -87,7 +87,7 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
     cfg = run_config(exp, seed, runs_dir, data_dir, budget_minutes, progress)
     out = Path(cfg.out)
     saved = json.loads((out / CONFIG_FILE).read_text()) if (out / CONFIG_FILE).is_file() else None
-    same = saved is not None and _result_fields(saved) == _result_fields(json.loads(json.dumps(cfg.to_dict())))
+    same = saved is not None and _result_fields(saved) is not None and _result_fields(saved) == _result_fields(cfg.to_dict())
     if same and (out / CARD_FILE).is_file():
         log(f"{exp.name} seed {seed}: finished earlier in {out}; reusing it")
         card = json.loads((out / CARD_FILE).read_text())
@@ -109,8 +109,13 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
 _NEUTRAL_FIELDS = ("out", "data_dir", "offline", "cache_dir", "progress")
 
 
-def _result_fields(config: dict) -> dict:
-    return {k: v for k, v in config.items() if k not in _NEUTRAL_FIELDS}
+def _result_fields(config: dict) -> dict | None:
+    """The fields that change the result, with defaults filled in for keys older run folders lack."""
+    try:
+        full = json.loads(json.dumps(TrainConfig.from_dict(config).to_dict()))
+    except NinError:
+        return None
+    return {k: v for k, v in full.items() if k not in _NEUTRAL_FIELDS}
 
 
 def _data_options(cfg: TrainConfig) -> str:
