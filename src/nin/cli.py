@@ -88,6 +88,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--augment", action="store_true", default=None,
                    help="random translations, plus horizontal flips for CIFAR and Fashion-MNIST (never for digits)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
+    p.add_argument("--compile", action="store_true", default=None,
+                   help="torch.compile the model (faster on GPUs; measured slower on a 2-core CPU)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
 
 
@@ -101,7 +103,7 @@ def train_config_from_args(args) -> "TrainConfig":
         values["out"] = str(args.resume)
     if args.config is not None:
         values.update(load_config_file(args.config))
-    fields = [*_TRAIN_FLAGS, "offline", "class_map_relu", "progress", "augment"]
+    fields = [*_TRAIN_FLAGS, "offline", "class_map_relu", "progress", "augment", "compile"]
     values.update({f: getattr(args, f) for f in fields if getattr(args, f) is not None})
     return TrainConfig.from_dict(values).resolved()
 
@@ -313,6 +315,21 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- bench
+
+def cmd_bench(args) -> int:
+    from nin.bench import BenchConfig, format_bench, run_bench
+    from nin.models.registry import build_model
+    from nin.train.checkpoint import atomic_write_json
+
+    build_model(args.preset)   # an unknown preset fails here, before any measuring
+    results = run_bench(BenchConfig(args.preset, args.batch_size, args.rounds, args.steps, device=args.device))
+    print(format_bench(results))
+    if args.json:
+        atomic_write_json(args.json, results)
+    return 0
+
+
 # ---------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -394,6 +411,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--configs", type=Path, default=None, help="experiment files (default: the repository's configs/)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(run=cmd_reproduce)
+
+    p = sub.add_parser("bench", help="matmul peak, training and inference speed vs a plain PyTorch version")
+    p.add_argument("--preset", default="nin-cifar10")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=3, help="alternating rounds; each variant keeps its best")
+    p.add_argument("--steps", type=int, default=4, help="steps per round")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    p.set_defaults(run=cmd_bench)
 
     p = sub.add_parser("localize", help="benchmark: locate translated MNIST digits from the maps (IoU >= 0.5)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the MNIST files")

@@ -65,6 +65,7 @@ class TrainConfig:
     out: str | None = None               # None: runs/<dataset>-<preset>-<recipe>
     progress: bool = True
     time_budget_minutes: float | None = None   # stop training after this long (then evaluate and save)
+    compile: bool = False                # torch.compile the model (pays off on GPUs; slower on this CPU)
 
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's defaults filled in and every value checked."""

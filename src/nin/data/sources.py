@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from nin.data import cifar, mnist, preprocess, svhn
+from nin.data.preprocess import ZcaParams
 from nin.errors import NinError
 from nin.train.checkpoint import atomic_write_json
 
@@ -55,7 +56,7 @@ class LoadedDataset:
     test: Split
     preprocess: str
     record: dict           # how the splits and preprocessing were made; written to the run folder
-    zca: preprocess.ZcaParams | None = None   # gcn-zca: the whitening fitted on the training split
+    zca: ZcaParams | None = None   # gcn-zca: the whitening fitted on the training split
 
 
 _UNSET = (0.0,)
@@ -250,7 +251,7 @@ def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False,
     del pool_x
     train, val, test_split = _load_cached(folder, val_idx is not None)
     meta = json.loads(meta_path.read_text())
-    zca = preprocess.ZcaParams(np.load(folder / "zca_mean.npy"), np.load(folder / "zca_matrix.npy")) \
+    zca = ZcaParams(np.load(folder / "zca_mean.npy"), np.load(folder / "zca_matrix.npy")) \
         if method == "gcn-zca" else None
     return LoadedDataset(info, train, val, test_split, method, {**record, "preprocess": meta, "cache": str(folder)},
                          zca)

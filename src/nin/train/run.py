@@ -138,6 +138,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
     optimizer = torch.optim.SGD(param_groups(model, cfg.recipe, cfg.weight_decay), lr=cfg.lr,
                                 momentum=cfg.momentum, nesterov=cfg.recipe == "fast")
     amp = autocast(device, bf16)
+    # Compiled or not, it shares the parameters of `model`, which is what gets saved.
+    forward_model = torch.compile(model) if cfg.compile else model
 
     history: list[dict] = []
     start_epoch, wall_before = 0, 0.0
@@ -165,10 +167,10 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
         lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies)
         order = shuffle_order(len(train.labels), cfg.seed, epoch)
         batches = iterate_batches(train.images, train.labels, cfg.batch_size, order, drop_last=True)
-        stats = train_one_epoch(model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
+        stats = train_one_epoch(forward_model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
                                 prepare, augment, amp, cfg.label_smoothing, cfg.clip_grad_norm, device, epoch,
                                 cfg.progress, deadline)
-        result = evaluate(model, eval_split.images, eval_split.labels, 512, prepare, amp, device, data.info.num_classes)
+        result = evaluate(forward_model, eval_split.images, eval_split.labels, 512, prepare, amp, device, data.info.num_classes)
         history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
             "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
@@ -179,7 +181,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
             history[-1]["epoch"] = round(epoch + stats.images / (steps_per_epoch * cfg.batch_size), 3)
             budget_hit = True
         log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% | "
-            f"{eval_name} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s")
+            f"{eval_name} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s, "
+            f"{stats.seconds:.1f} s")
         write_metrics(run_dir / METRICS_FILE, history)
         save_checkpoint(run_dir / CHECKPOINT_FILE, {
             "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,

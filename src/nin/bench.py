@@ -1,0 +1,201 @@
+"""`nin bench`: this machine's matmul peak, and the project's training and inference speed against it
+and against the same model written the plain way, all measured in one process as ratios.
+
+Rounds alternate between the variants and each keeps its best round, so a noisy, shared machine
+slows both sides alike instead of biasing one.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from nin.data.augment import make_augment
+from nin.data.batches import iterate_batches, make_prepare, shuffle_order
+from nin.data.sources import dataset_info
+from nin.models.nin import NIN
+from nin.models.registry import build_model
+from nin.models.summary import forward_macs
+from nin.train.device import autocast, resolve_device, use_bf16
+from nin.train.loop import train_one_epoch
+from nin.train.recipes import param_groups
+
+
+def plain_model(model: NIN) -> nn.Sequential:
+    """The same network as most public NIN code writes it: nn.Sequential, ReLU modules, fp32 NCHW.
+
+    Shares no memory with `model` but copies its weights, so the two give the same outputs.
+    """
+    layers: list[nn.Module] = []
+    config = model.config
+    for i, (block, pool, dropout) in enumerate(zip(model.blocks, model.pools, model.dropouts)):
+        for j, conv in enumerate(block.convs):
+            copy = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding)
+            copy.load_state_dict(conv.state_dict())
+            layers.append(copy)
+            if j < len(block.convs) - 1 or block.final_relu:
+                layers.append(nn.ReLU(inplace=True))
+        if not isinstance(pool, nn.Identity):
+            layers.append(nn.MaxPool2d(pool.kernel_size, pool.stride, pool.padding))
+        if not isinstance(dropout, nn.Identity):
+            layers.append(nn.Dropout(dropout.p))
+    if not model.has_class_maps:
+        raise ValueError("the plain comparison is written for GAP models")
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    assert config.head == "gap"
+    return nn.Sequential(*layers)
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of a size x size matrix product in `dtype` on the CPU threads torch uses."""
+    a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
+    torch.matmul(a, b)   # warm-up: thread pool and kernel selection
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+def _best_seconds(runs: dict[str, Callable[[], None]], rounds: int, steps: int) -> dict[str, float]:
+    """Seconds per call of each function: the best round of `steps` calls; rounds alternate the functions."""
+    best = {name: float("inf") for name in runs}
+    for fn in runs.values():   # warm-up
+        fn()
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            best[name] = min(best[name], (time.perf_counter() - start) / steps)
+    return best
+
+
+def _train_step(model, optimizer, x, y, amp) -> Callable[[], None]:
+    def step():
+        with amp:
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return step
+
+
+def _infer(model, x, amp) -> Callable[[], None]:
+    @torch.no_grad()
+    def run():
+        with amp:
+            model(x)
+    return run
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    preset: str = "nin-cifar10"
+    batch_size: int = 128
+    rounds: int = 3
+    steps: int = 4
+    epoch_batches: int = 20
+    device: str = "auto"
+
+
+def run_bench(cfg: BenchConfig, log=print) -> dict:
+    device = resolve_device(cfg.device)
+    torch.manual_seed(0)
+    model = build_model(cfg.preset)
+    c, size = model.config.in_channels, model.config.input_size
+    macs = forward_macs(model, (c, size, size))
+    bf16 = use_bf16(device, "auto")
+    log(f"{cfg.preset}, batch {cfg.batch_size}, {device}, {torch.get_num_threads()} threads, "
+        f"{'bf16' if bf16 else 'fp32'} + channels-last; {macs / 1e6:.1f} M MACs per image")
+
+    peaks = {"fp32": matmul_peak(torch.float32)}
+    if bf16 or device.type == "cuda":
+        peaks["bf16"] = matmul_peak(torch.bfloat16)
+    log("matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
+
+    plain = plain_model(model).to(device)
+    fast = model.to(device, memory_format=torch.channels_last)
+    x = torch.randn(cfg.batch_size, c, size, size, device=device)
+    y = torch.randint(0, model.config.num_classes, (cfg.batch_size,), device=device)
+    x_fast = x.contiguous(memory_format=torch.channels_last)
+    amp, no_amp = autocast(device, bf16), autocast(device, False)
+    fast_opt = torch.optim.SGD(param_groups(fast, "fast", 5e-4), lr=1e-3, momentum=0.9, nesterov=True)
+    plain_opt = torch.optim.SGD(plain.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
+    fast.train(), plain.train()
+    train = _best_seconds({"fast": _train_step(fast, fast_opt, x_fast, y, amp),
+                           "plain": _train_step(plain, plain_opt, x, y, no_amp)}, cfg.rounds, cfg.steps)
+    fast.eval(), plain.eval()
+    infer = _best_seconds({"fast": _infer(fast, x_fast, amp), "plain": _infer(plain, x, no_amp)},
+                          cfg.rounds, cfg.steps * 2)
+    train_ips = {k: cfg.batch_size / v for k, v in train.items()}
+    infer_ips = {k: cfg.batch_size / v for k, v in infer.items()}
+
+    # End to end: nin train's epoch loop (uint8 batches, normalisation, augmentation, step, metrics)
+    # against the pure step above, on synthetic images of the data set's size.
+    info = dataset_info("cifar10" if c == 3 else "mnist")
+    n = cfg.epoch_batches * cfg.batch_size
+    images = torch.randint(0, 256, (n, c, size, size), dtype=torch.uint8)
+    labels = torch.randint(0, model.config.num_classes, (n,))
+    prepare = make_prepare(info.mean if info.mean != (0.0,) else (0.5,) * c,
+                           info.std if info.std != (0.0,) else (0.25,) * c, device, channels_last=True)
+    fast.train()
+    best_epoch = float("inf")
+    for _ in range(2):
+        batches = iterate_batches(images, labels, cfg.batch_size, shuffle_order(n, 0, 0), drop_last=True)
+        stats = train_one_epoch(fast, batches, cfg.epoch_batches, fast_opt, lambda s: 1e-3, 0, prepare,
+                                make_augment(info.augment_shift, info.augment_flip), amp, 0.1, 1.0, device, 0, False)
+        best_epoch = min(best_epoch, stats.seconds)
+    end_to_end_ips = n / best_epoch
+
+    peak_key = "bf16" if "bf16" in peaks else "fp32"
+    flops_per_image = 6 * macs   # forward + backward: 3 passes, 2 FLOPs per multiply-accumulate
+    results = {
+        "preset": cfg.preset, "batch_size": cfg.batch_size, "device": str(device), "threads": torch.get_num_threads(),
+        "precision": "bf16" if bf16 else "fp32", "forward_macs_per_image": macs,
+        "peak_gflops_fp32": round(peaks["fp32"], 1), "peak_gflops_bf16": round(peaks.get("bf16", 0.0), 1),
+        "train_images_per_s": round(train_ips["fast"], 1), "plain_train_images_per_s": round(train_ips["plain"], 1),
+        "infer_images_per_s": round(infer_ips["fast"], 1), "plain_infer_images_per_s": round(infer_ips["plain"], 1),
+        "train_gflops": round(train_ips["fast"] * flops_per_image / 1e9, 1),
+        "train_mfu": round(train_ips["fast"] * flops_per_image / 1e9 / peaks[peak_key], 4),
+        "mfu_peak": peak_key,
+        "plain_train_mfu_fp32": round(train_ips["plain"] * flops_per_image / 1e9 / peaks["fp32"], 4),
+        "train_speedup_vs_plain": round(train_ips["fast"] / train_ips["plain"], 3),
+        "infer_speedup_vs_plain": round(infer_ips["fast"] / infer_ips["plain"], 3),
+        "end_to_end_images_per_s": round(end_to_end_ips, 1),
+        "end_to_end_fraction": round(end_to_end_ips / train_ips["fast"], 4),
+        "peak_rss_gb": round(peak_rss_bytes() / 1e9, 3),
+    }
+    return results
+
+
+def peak_rss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024   # Linux reports KiB
+
+
+def format_bench(r: dict) -> str:
+    rows = [
+        ("matmul peak fp32", f"{r['peak_gflops_fp32']:.0f} GFLOP/s", ""),
+        ("matmul peak bf16", f"{r['peak_gflops_bf16']:.0f} GFLOP/s", ""),
+        ("train step (nin)", f"{r['train_images_per_s']:.0f} img/s",
+         f"{r['train_gflops']:.0f} GFLOP/s = {100 * r['train_mfu']:.1f}% of the {r['mfu_peak']} peak"),
+        ("train step (plain fp32)", f"{r['plain_train_images_per_s']:.0f} img/s",
+         f"{100 * r['plain_train_mfu_fp32']:.1f}% of the fp32 peak; nin is {r['train_speedup_vs_plain']:.2f}x"),
+        ("inference (nin)", f"{r['infer_images_per_s']:.0f} img/s", ""),
+        ("inference (plain fp32)", f"{r['plain_infer_images_per_s']:.0f} img/s",
+         f"nin is {r['infer_speedup_vs_plain']:.2f}x"),
+        ("nin train epoch loop", f"{r['end_to_end_images_per_s']:.0f} img/s",
+         f"{100 * r['end_to_end_fraction']:.1f}% of the pure step"),
+        ("peak resident memory", f"{r['peak_rss_gb']:.2f} GB", ""),
+    ]
+    return "\n".join(f"{a:<26} {b:>16}   {c}" for a, b, c in rows)
