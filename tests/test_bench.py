@@ -1,0 +1,56 @@
+"""The benchmark's comparison model and its JSON contract (speed itself is measured by `nin bench`, not here)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from nin.bench import matmul_peak, plain_model
+from nin.models import build_model
+from nin.train.device import autocast, cpu_has_bf16
+
+
+@pytest.mark.parametrize("name", ["nin-cifar10", "nin-mnist"])
+def test_plain_model_is_the_same_network(name):
+    model = build_model(name).eval()
+    plain = plain_model(model).eval()
+    c, size = model.config.in_channels, model.config.input_size
+    x = torch.randn(4, c, size, size)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_fast_path_matches_plain_within_bf16_tolerance():
+    model = build_model("nin-cifar10").eval()
+    plain = plain_model(model).eval()
+    fast = model.to(memory_format=torch.channels_last)
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        expected = plain(x)
+        with autocast(torch.device("cpu"), True):
+            got = fast(x.contiguous(memory_format=torch.channels_last)).float()
+    # bf16 keeps 8 bits of mantissa: errors of a few parts in a hundred of the logits' scale.
+    assert (got - expected).abs().max() <= 0.03 * expected.abs().max() + 1e-3
+
+
+def test_matmul_peak_is_positive():
+    assert matmul_peak(torch.float32, size=256, repeats=2) > 0
+
+
+def test_bench_json_has_the_promised_keys(tmp_path):
+    out = tmp_path / "bench.json"
+    result = subprocess.run([sys.executable, "-m", "nin", "bench", "--preset", "nin-mnist", "--batch-size", "32",
+                             "--rounds", "1", "--steps", "1", "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    for key in ("train_mfu", "train_speedup_vs_plain", "infer_speedup_vs_plain", "end_to_end_fraction", "peak_rss_gb"):
+        assert figures[key] > 0, key
+    assert "train step (nin)" in result.stdout and "peak resident memory" in result.stdout
+
+
+def test_bench_unknown_preset_is_one_line():
+    result = subprocess.run([sys.executable, "-m", "nin", "bench", "--preset", "nope"], capture_output=True, text=True)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
