@@ -100,3 +100,12 @@ def test_label_out_of_range(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(NinError, match="unknown dataset 'cifar7'"):
         load_dataset("cifar7", offline=True)
+
+
+def test_iterate_batches_over_part_of_the_data():
+    import torch
+
+    from nin.data.batches import iterate_batches
+    images, labels = torch.arange(10).view(10, 1, 1, 1), torch.arange(10)
+    batches = list(iterate_batches(images, labels, 3, order=torch.tensor([9, 8, 7, 6, 5]), drop_last=True))
+    assert [b[1].tolist() for b in batches] == [[9, 8, 7]]

@@ -74,6 +74,7 @@ _TRAIN_FLAGS = {
     "preprocess": (str, "none, gcn-zca or lcn (default: what the paper did for the data set)"),
     "cache_dir": (str, "where preprocessed arrays are cached (default $NIN_CACHE, else ~/.cache/nin)"),
     "out": (str, "run folder (default runs/<dataset>-<preset>-<recipe>)"),
+    "checkpoint_every": (int, "also write the checkpoint every N training steps (default: at each epoch's end only)"),
     "time_budget_minutes": (float, "stop training after this many minutes of this process, then evaluate and save"),
 }
 

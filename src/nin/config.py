@@ -65,6 +65,7 @@ class TrainConfig:
     out: str | None = None               # None: runs/<dataset>-<preset>-<recipe>
     progress: bool = True
     time_budget_minutes: float | None = None   # stop training after this long (then evaluate and save)
+    checkpoint_every: int = 0            # also checkpoint every N steps within an epoch; 0: at epoch ends only
     compile: bool = False                # torch.compile the model (pays off on GPUs; slower on this CPU)
 
     def resolved(self) -> "TrainConfig":

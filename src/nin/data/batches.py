@@ -15,8 +15,8 @@ def shuffle_order(n: int, seed: int, epoch: int) -> torch.Tensor:
 
 def iterate_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int,
                     order: torch.Tensor | None = None, drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(images, labels) batches in `order` (default: as stored)."""
-    n = len(labels)
+    """(images, labels) batches in `order` (default: as stored); `order` may cover only part of the data."""
+    n = len(labels) if order is None else len(order)
     stop = n - n % batch_size if drop_last else n
     for start in range(0, stop, batch_size):
         if order is None:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from pathlib import Path
 
 import torch
@@ -15,6 +16,9 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save as safetensors_save
 
 from nin.errors import NinError
+
+# Tests set this to widen the window in which a write is half done (see tests/test_resume.py).
+_TEST_SLOW_WRITE = float(os.environ.get("NIN_TEST_SLOW_WRITE_SECONDS") or 0)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -27,6 +31,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise NinError(f"{path.parent}: cannot write there ({e.strerror}); choose another --out") from None
     try:
         with os.fdopen(fd, "wb") as f:
+            if _TEST_SLOW_WRITE:   # fault injection for the kill-during-write test only
+                f.write(data[:len(data) // 2])
+                f.flush()
+                time.sleep(_TEST_SLOW_WRITE)
+                data = data[len(data) // 2:]
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

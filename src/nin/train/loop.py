@@ -53,25 +53,48 @@ class EvalResult:
 Prepare = Callable[[torch.Tensor], torch.Tensor]   # uint8 batch on the device -> model input
 
 
+@dataclass
+class EpochProgress:
+    """How far an epoch got: what a mid-epoch checkpoint needs to continue it exactly."""
+    batches_done: int = 0
+    loss_sum: torch.Tensor | None = None   # the running sum as the loop holds it (same dtype: same result)
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+    def to_state(self) -> dict:
+        return {"batches_done": self.batches_done, "loss_sum": self.loss_sum.detach().cpu().clone(),
+                "correct": self.correct, "seen": self.seen, "seconds": self.seconds}
+
+
 def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at: Callable[[int], float],
                     first_step: int, prepare: Prepare, augment, autocast, label_smoothing: float, clip_grad_norm: float,
-                    device: torch.device, epoch: int, progress: bool, deadline: float | None = None) -> EpochStats:
+                    device: torch.device, epoch: int, progress: bool, deadline: float | None = None,
+                    resume_from: EpochProgress | None = None, checkpoint_every: int = 0,
+                    on_checkpoint: Callable[[EpochProgress], None] | None = None,
+                    should_stop: Callable[[], bool] | None = None) -> EpochStats:
     """Train over `batches`; `lr_at(global_step)` gives each step's learning rate before scaling.
 
     `deadline` (a time.perf_counter() value): stop after the first step that ends past it.
+    `resume_from`: the epoch already ran that far; `batches` holds only the rest of it.
+    `on_checkpoint(progress)` is called every `checkpoint_every` batches of the epoch (not at its end).
+    `should_stop()` true after a step: checkpoint there (if there is `on_checkpoint`), then KeyboardInterrupt.
     """
     model.train()
-    loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    seen = 0
+    done = resume_from.batches_done if resume_from else 0
+    loss_sum = resume_from.loss_sum.to(device) if resume_from else torch.zeros((), device=device)
+    correct = torch.tensor(resume_from.correct if resume_from else 0, dtype=torch.int64, device=device)
+    seen = resume_from.seen if resume_from else 0
+    seconds_before = resume_from.seconds if resume_from else 0.0
     # A host sync costs nothing on CPU; on GPU check for NaN and refresh the bar less often.
     sync_every = 1 if device.type == "cpu" else 50
     # Redirected output (a log file) gets a line every 30 s instead of ten a second.
     interval = 0.5 if sys.stderr.isatty() else 30.0
-    bar = tqdm(total=num_batches, desc=f"epoch {epoch + 1}", unit="batch", disable=not progress, leave=False,
-               mininterval=interval)
+    bar = tqdm(total=num_batches, initial=done, desc=f"epoch {epoch + 1}", unit="batch", disable=not progress,
+               leave=False, mininterval=interval)
     start = time.perf_counter()
-    for i, (images, labels) in enumerate(batches):
+    stopped = False
+    for i, (images, labels) in enumerate(batches, start=done):
         step = first_step + i
         lr = lr_at(step)
         set_lr(optimizer, lr)
@@ -96,17 +119,22 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
                 raise NonFiniteLoss(f"the training loss became {running} in epoch {epoch + 1} at step {step + 1} "
                                     "(around here); lower --lr; the last checkpoint is untouched")
             if progress and ((i + 1) % 10 == 0 or i + 1 == num_batches):
-                elapsed = time.perf_counter() - start
+                elapsed = time.perf_counter() - start + seconds_before
                 bar.set_postfix(loss=f"{running:.4f}", acc=f"{100.0 * correct.item() / seen:.2f}%",
                                 **{"img/s": f"{seen / elapsed:.0f}"}, lr=f"{lr:.4g}", refresh=False)
             bar.update((i + 1) - bar.n)
+        stopping = should_stop is not None and should_stop() and i + 1 < num_batches
+        if on_checkpoint is not None and i + 1 < num_batches and (
+                stopping or (checkpoint_every and (i + 1) % checkpoint_every == 0)):
+            on_checkpoint(EpochProgress(i + 1, loss_sum, int(correct.item()), seen,
+                                        seconds_before + time.perf_counter() - start))
+        if stopping:
+            raise KeyboardInterrupt
         if deadline is not None and time.perf_counter() > deadline and i + 1 < num_batches:
             stopped = True
             break
-    else:
-        stopped = False
     bar.close()
-    seconds = time.perf_counter() - start
+    seconds = seconds_before + time.perf_counter() - start
     return EpochStats(loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seen, seconds, stopped)
 
 

@@ -6,10 +6,12 @@ import contextlib
 import csv
 import hashlib
 import io
+import random
 import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nin.config import TrainConfig
@@ -22,7 +24,7 @@ from nin.models.registry import preset_config
 from nin.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint,
                                   save_weights)
 from nin.train.device import autocast, resolve_device, use_bf16
-from nin.train.loop import evaluate, train_one_epoch
+from nin.train.loop import EpochProgress, evaluate, train_one_epoch
 from nin.train.recipes import initialize_, param_groups
 from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, plateau_count, warmup_factor
 
@@ -81,44 +83,92 @@ def preprocess_tensors(data: LoadedDataset) -> dict[str, torch.Tensor]:
             PREPROCESS_PREFIX + "zca_matrix": torch.from_numpy(data.zca.matrix)}
 
 
+def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wall_seconds: float,
+                     progress: EpochProgress | None) -> dict:
+    """Everything needed to continue exactly: tensors, numbers, strings, lists and dicts only
+    (loadable with torch.load(weights_only=True)). `progress`: how far the unfinished epoch got."""
+    numpy_state = np.random.get_state()
+    return {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epochs_done,
+        "epoch_progress": progress.to_state() if progress is not None else None,
+        "history": [dict(row) for row in history], "wall_seconds": wall_seconds,
+        "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng_numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
+        "rng_python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
+    }
+
+
+def restore_rng_states(state: dict) -> None:
+    torch.set_rng_state(state["rng_torch"])
+    if state.get("rng_cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    if "rng_numpy" in state:
+        kind, keys, *rest = state["rng_numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    if "rng_python" in state:
+        internal, version, gauss = state["rng_python"]
+        random.setstate((version, tuple(internal), gauss))
+
+
+def remove_stale_temporaries(run_dir: Path) -> None:
+    for tmp in run_dir.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
 class TrainingInterrupted(NinError):
-    """Ctrl-C or SIGTERM during training; the last complete epoch's checkpoint is kept."""
+    """Ctrl-C or SIGTERM during training; a checkpoint of the last finished step is kept."""
 
     exit_code = 130
 
 
+class StopRequest:
+    """Set by the first Ctrl-C or SIGTERM: the loop saves a checkpoint after the current step and stops.
+
+    A second signal interrupts at once (the last checkpoint written is kept)."""
+
+    def __init__(self):
+        self.requested = False
+
+    def handler(self, _signum, _frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+
 @contextlib.contextmanager
-def sigterm_as_interrupt():
-    """Treat SIGTERM (a scheduler's pre-emption) like Ctrl-C while training."""
-    def handler(_signum, _frame):
-        raise KeyboardInterrupt
+def graceful_stop():
+    """While training, SIGINT and SIGTERM (a scheduler's pre-emption) become a StopRequest."""
+    request = StopRequest()
+    previous = {}
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, request.handler)
     except ValueError:   # not the main thread: leave signals alone
-        yield
-        return
+        pass
     try:
-        yield
+        yield request
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None) -> dict:
     """Train as `cfg` says (already resolved), writing the run folder; returns the model card.
 
-    Ctrl-C or SIGTERM stops it with TrainingInterrupted, keeping the last epoch's checkpoint.
+    Ctrl-C or SIGTERM saves a checkpoint after the current step and raises TrainingInterrupted.
     """
     try:
-        with sigterm_as_interrupt():
-            return _fit(cfg, resume, log, on_epoch_end)
+        with graceful_stop() as stop:
+            return _fit(cfg, resume, log, on_epoch_end, stop)
     except KeyboardInterrupt:
         checkpoint = Path(cfg.out) / CHECKPOINT_FILE
-        kept = (f"the checkpoint of the last complete epoch is in {checkpoint}; continue with "
-                f"`nin train --resume {cfg.out}`") if checkpoint.is_file() else "no epoch had completed, so nothing was saved"
+        kept = (f"the last checkpoint is in {checkpoint}; continue with `nin train --resume {cfg.out}`"
+                if checkpoint.is_file() else "no checkpoint had been written yet, so nothing was saved")
         raise TrainingInterrupted(f"interrupted; {kept}") from None
 
 
-def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
+def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | None = None) -> dict:
     """`on_epoch_end(epoch)` is called after each epoch's checkpoint is written."""
     process_start = time.perf_counter()   # the time budget counts data loading too
     run_dir = Path(cfg.out)
@@ -142,14 +192,22 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
     forward_model = torch.compile(model) if cfg.compile else model
 
     history: list[dict] = []
-    start_epoch, wall_before = 0, 0.0
+    start_epoch, wall_before, partial = 0, 0.0, None
     if resume:
         state = load_checkpoint(run_dir / CHECKPOINT_FILE)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
-        torch.set_rng_state(state["rng_torch"])
-        log(f"resuming {run_dir} at epoch {start_epoch + 1}")
+        try:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
+            restore_rng_states(state)
+            if state.get("epoch_progress"):
+                partial = EpochProgress(**state["epoch_progress"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise NinError(f"{run_dir / CHECKPOINT_FILE}: does not fit this run's model and settings "
+                           f"({str(e).splitlines()[0][:160]}); start a new --out instead") from None
+        where = f"epoch {start_epoch + 1}" + (f", step {partial.batches_done + 1}" if partial else "")
+        log(f"resuming {run_dir} at {where}")
+    remove_stale_temporaries(run_dir)   # left by a run killed while writing
     atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
     atomic_write_json(run_dir / DATA_FILE, data.record)
 
@@ -166,10 +224,19 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
             break
         lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies)
         order = shuffle_order(len(train.labels), cfg.seed, epoch)
+        if partial is not None:   # a mid-epoch checkpoint: the same order, without the batches already done
+            order = order[partial.batches_done * cfg.batch_size:]
         batches = iterate_batches(train.images, train.labels, cfg.batch_size, order, drop_last=True)
+
+        def save_mid_epoch(progress: EpochProgress, epoch=epoch):
+            save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
+                model, optimizer, epoch, history, wall_before + time.perf_counter() - start, progress))
+
         stats = train_one_epoch(forward_model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
                                 prepare, augment, amp, cfg.label_smoothing, cfg.clip_grad_norm, device, epoch,
-                                cfg.progress, deadline)
+                                cfg.progress, deadline, partial, cfg.checkpoint_every, save_mid_epoch,
+                                should_stop=(lambda: stop.requested) if stop is not None else None)
+        partial = None
         result = evaluate(forward_model, eval_split.images, eval_split.labels, 512, prepare, amp, device, data.info.num_classes)
         history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
@@ -184,13 +251,12 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end) -> dict:
             f"{eval_name} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s, "
             f"{stats.seconds:.1f} s")
         write_metrics(run_dir / METRICS_FILE, history)
-        save_checkpoint(run_dir / CHECKPOINT_FILE, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
-            "history": history, "rng_torch": torch.get_rng_state(),
-            "wall_seconds": wall_before + time.perf_counter() - start,
-        })
+        save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
+            model, optimizer, epoch + 1, history, wall_before + time.perf_counter() - start, None))
         if on_epoch_end is not None:
             on_epoch_end(epoch)
+        if stop is not None and stop.requested:
+            raise KeyboardInterrupt
         if deadline is not None and time.perf_counter() > deadline and epoch + 1 < cfg.epochs:
             budget_hit = True
             log(f"time budget of {cfg.time_budget_minutes:g} minutes used up: stopping after "
