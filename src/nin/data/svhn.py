@@ -28,9 +28,13 @@ def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     except Exception as e:  # noqa: BLE001 - scipy raises many types for a bad file; all mean the same here
         raise NinError(f"{path}: not a readable SVHN .mat file ({type(e).__name__}); "
                        "expected MATLAB arrays X (32x32x3xN uint8) and y (Nx1): delete it and download it again") from None
-    if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.dtype != np.uint8:
-        raise NinError(f"{path}: X has shape {x.shape} {x.dtype}, expected 32x32x3xN uint8")
-    labels = np.asarray(y, dtype=np.int64).reshape(-1)
+    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.dtype != np.uint8:
+        raise NinError(f"{path}: X has shape {getattr(x, 'shape', '?')} {getattr(x, 'dtype', type(x).__name__)}, "
+                       "expected 32x32x3xN uint8")
+    try:
+        labels = np.asarray(y, dtype=np.int64).reshape(-1)
+    except (ValueError, TypeError):
+        raise NinError(f"{path}: y is not an array of integer labels") from None
     if len(labels) != x.shape[3]:
         raise NinError(f"{path}: {x.shape[3]} images but {len(labels)} labels")
     if labels.size and (labels.min() < 1 or labels.max() > 10):
