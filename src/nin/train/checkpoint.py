@@ -17,6 +17,8 @@ from safetensors.torch import save as safetensors_save
 
 from nin.errors import NinError
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 # Tests set this to widen the window in which a write is half done (see tests/test_resume.py).
 _TEST_SLOW_WRITE = float(os.environ.get("NIN_TEST_SLOW_WRITE_SECONDS") or 0)
 
@@ -30,6 +32,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except OSError as e:
         raise NinError(f"{path.parent}: cannot write there ({e.strerror}); choose another --out") from None
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600; the final file gets the usual permissions
         with os.fdopen(fd, "wb") as f:
             if _TEST_SLOW_WRITE:   # fault injection for the kill-during-write test only
                 f.write(data[:len(data) // 2])
