@@ -114,6 +114,8 @@ def cmd_train(args) -> int:
 
     cfg = train_config_from_args(args)
     card = fit(cfg, resume=args.resume is not None)
+    if not card:   # a torchrun process other than rank 0: rank 0 reports
+        return 0
     print(f"test accuracy {card['test_accuracy']:.2f}% (error {card['test_error']:.2f}%) after {card['epochs']} "
           f"epochs, {card['wall_seconds']:.0f} s; run folder {cfg.out}")
     if args.report:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import hashlib
 import io
 import random
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from nin.config import TrainConfig
 from nin.data.augment import make_augment
@@ -24,7 +26,9 @@ from nin.models.registry import preset_config
 from nin.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint,
                                   save_weights)
 from nin.train.device import autocast, resolve_device, use_bf16
-from nin.train.loop import EpochProgress, evaluate, train_one_epoch
+from nin.train.distributed import (Ranks, check_batch_size, evaluate_sharded, gather_objects, init_from_env,
+                                   parameters_digest, rank_order, reduce_sums, shutdown)
+from nin.train.loop import EpochProgress, EpochStats, train_one_epoch
 from nin.train.recipes import initialize_, param_groups
 from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, plateau_count, warmup_factor
 
@@ -83,15 +87,10 @@ def preprocess_tensors(data: LoadedDataset) -> dict[str, torch.Tensor]:
             PREPROCESS_PREFIX + "zca_matrix": torch.from_numpy(data.zca.matrix)}
 
 
-def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wall_seconds: float,
-                     progress: EpochProgress | None) -> dict:
-    """Everything needed to continue exactly: tensors, numbers, strings, lists and dicts only
-    (loadable with torch.load(weights_only=True)). `progress`: how far the unfinished epoch got."""
+def rng_states() -> dict:
+    """This process's random-number states as tensors and lists (weights_only-loadable)."""
     numpy_state = np.random.get_state()
     return {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epochs_done,
-        "epoch_progress": progress.to_state() if progress is not None else None,
-        "history": [dict(row) for row in history], "wall_seconds": wall_seconds,
         "rng_torch": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "rng_numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
@@ -99,15 +98,33 @@ def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wa
     }
 
 
-def restore_rng_states(state: dict) -> None:
-    torch.set_rng_state(state["rng_torch"])
-    if state.get("rng_cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
-    if "rng_numpy" in state:
-        kind, keys, *rest = state["rng_numpy"]
+def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wall_seconds: float,
+                     progress: EpochProgress | None, rank_rngs: list[dict] | None = None) -> dict:
+    """Everything needed to continue exactly: tensors, numbers, strings, lists and dicts only
+    (loadable with torch.load(weights_only=True)). `progress`: how far the unfinished epoch got;
+    `rank_rngs`: every rank's random-number states (default: this process's)."""
+    rank_rngs = rank_rngs or [rng_states()]
+    return {
+        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epochs_done,
+        "epoch_progress": progress.to_state() if progress is not None else None,
+        "history": [dict(row) for row in history], "wall_seconds": wall_seconds,
+        **rank_rngs[0], "rng_ranks": rank_rngs,
+    }
+
+
+def restore_rng_states(state: dict, rank: int = 0) -> None:
+    ranks = state.get("rng_ranks") or [state]
+    if rank >= len(ranks):
+        raise ValueError(f"the checkpoint holds the random states of {len(ranks)} processes, not rank {rank}'s")
+    mine = ranks[rank]
+    torch.set_rng_state(mine["rng_torch"])
+    if mine.get("rng_cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(mine["rng_cuda"])
+    if "rng_numpy" in mine:
+        kind, keys, *rest = mine["rng_numpy"]
         np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
-    if "rng_python" in state:
-        internal, version, gauss = state["rng_python"]
+    if "rng_python" in mine:
+        internal, version, gauss = mine["rng_python"]
         random.setstate((version, tuple(internal), gauss))
 
 
@@ -158,22 +175,35 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None) ->
 
     Ctrl-C or SIGTERM saves a checkpoint after the current step and raises TrainingInterrupted.
     """
+    ranks = init_from_env(cfg.device)
     try:
         with graceful_stop() as stop:
-            return _fit(cfg, resume, log, on_epoch_end, stop)
+            return _fit(cfg, resume, log if ranks.is_main else (lambda *_: None), on_epoch_end, stop, ranks)
     except KeyboardInterrupt:
         checkpoint = Path(cfg.out) / CHECKPOINT_FILE
         kept = (f"the last checkpoint is in {checkpoint}; continue with `nin train --resume {cfg.out}`"
                 if checkpoint.is_file() else "no checkpoint had been written yet, so nothing was saved")
         raise TrainingInterrupted(f"interrupted; {kept}") from None
+    finally:
+        shutdown(ranks)
 
 
-def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | None = None) -> dict:
-    """`on_epoch_end(epoch)` is called after each epoch's checkpoint is written."""
+def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | None = None,
+         ranks: Ranks = Ranks()) -> dict:
+    """`on_epoch_end(epoch)` is called after each epoch's checkpoint is written.
+
+    Under torchrun every rank runs this; only rank 0 writes files and logs.
+    """
     process_start = time.perf_counter()   # the time budget counts data loading too
     run_dir = Path(cfg.out)
+    main = ranks.is_main
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if device.type == "cuda" and ranks.enabled:
+        device = torch.device("cuda", ranks.local_rank)
+    per_rank_batch = check_batch_size(cfg.batch_size, ranks)
+    if ranks.enabled and cfg.time_budget_minutes:
+        raise NinError("--time-budget-minutes is for single-process runs; under torchrun use --epochs")
     bf16 = use_bf16(device, cfg.precision)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.offline, cfg.val_split, cfg.preprocess, cfg.seed, cfg.cache_dir)
     train = subset(data.train, cfg.train_subset)
@@ -190,6 +220,12 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     amp = autocast(device, bf16)
     # Compiled or not, it shares the parameters of `model`, which is what gets saved.
     forward_model = torch.compile(model) if cfg.compile else model
+    train_model = forward_model
+    if ranks.enabled:
+        # DDP starts every rank from rank 0's weights and averages the gradients of each step.
+        train_model = DistributedDataParallel(
+            forward_model, device_ids=[device.index] if device.type == "cuda" else None)
+        torch.manual_seed(cfg.seed + 7919 * ranks.rank)   # each rank its own dropout and augmentation
 
     history: list[dict] = []
     start_epoch, wall_before, partial = 0, 0.0, None
@@ -199,7 +235,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
-            restore_rng_states(state)
+            restore_rng_states(state, ranks.rank)
             if state.get("epoch_progress"):
                 partial = EpochProgress(**state["epoch_progress"])
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
@@ -207,9 +243,16 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
                            f"({str(e).splitlines()[0][:160]}); start a new --out instead") from None
         where = f"epoch {start_epoch + 1}" + (f", step {partial.batches_done + 1}" if partial else "")
         log(f"resuming {run_dir} at {where}")
-    remove_stale_temporaries(run_dir)   # left by a run killed while writing
-    atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
-    atomic_write_json(run_dir / DATA_FILE, data.record)
+    if main:
+        remove_stale_temporaries(run_dir)   # left by a run killed while writing
+        atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+        atomic_write_json(run_dir / DATA_FILE, data.record)
+
+    def save(epochs_done: int, progress: EpochProgress | None):
+        rng = gather_objects(rng_states(), ranks)   # every rank takes part; rank 0 writes
+        if main:
+            save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
+                model, optimizer, epochs_done, history, wall_before + time.perf_counter() - start, progress, rng))
 
     steps_per_epoch = len(train.labels) // cfg.batch_size
     if steps_per_epoch == 0:
@@ -223,21 +266,19 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             log(f"training accuracy stopped improving a third time: stopping after epoch {epoch}")
             break
         lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies)
-        order = shuffle_order(len(train.labels), cfg.seed, epoch)
+        order = rank_order(shuffle_order(len(train.labels), cfg.seed, epoch), steps_per_epoch, cfg.batch_size, ranks)
         if partial is not None:   # a mid-epoch checkpoint: the same order, without the batches already done
-            order = order[partial.batches_done * cfg.batch_size:]
-        batches = iterate_batches(train.images, train.labels, cfg.batch_size, order, drop_last=True)
-
-        def save_mid_epoch(progress: EpochProgress, epoch=epoch):
-            save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
-                model, optimizer, epoch, history, wall_before + time.perf_counter() - start, progress))
-
-        stats = train_one_epoch(forward_model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
+            order = order[partial.batches_done * per_rank_batch:]
+        batches = iterate_batches(train.images, train.labels, per_rank_batch, order, drop_last=True)
+        stats = train_one_epoch(train_model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
                                 prepare, augment, amp, cfg.label_smoothing, cfg.clip_grad_norm, device, epoch,
-                                cfg.progress, deadline, partial, cfg.checkpoint_every, save_mid_epoch,
-                                should_stop=(lambda: stop.requested) if stop is not None else None)
+                                cfg.progress and main, deadline, partial, cfg.checkpoint_every,
+                                lambda progress, epoch=epoch: save(epoch, progress),
+                                should_stop=stop_check(stop, ranks, device))
         partial = None
-        result = evaluate(forward_model, eval_split.images, eval_split.labels, 512, prepare, amp, device, data.info.num_classes)
+        stats = reduce_epoch_stats(stats, ranks, device)
+        result = evaluate_sharded(forward_model, eval_split.images, eval_split.labels, 512, prepare, amp, device,
+                                  data.info.num_classes, ranks)
         history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
             "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
@@ -250,12 +291,12 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% | "
             f"{eval_name} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s, "
             f"{stats.seconds:.1f} s")
-        write_metrics(run_dir / METRICS_FILE, history)
-        save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
-            model, optimizer, epoch + 1, history, wall_before + time.perf_counter() - start, None))
+        if main:
+            write_metrics(run_dir / METRICS_FILE, history)
+        save(epoch + 1, None)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
-        if stop is not None and stop.requested:
+        if stop_check(stop, ranks, device)():
             raise KeyboardInterrupt
         if deadline is not None and time.perf_counter() > deadline and epoch + 1 < cfg.epochs:
             budget_hit = True
@@ -264,9 +305,37 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             break
 
     if result is None or eval_name != "test":
-        result = evaluate(model, data.test.images, data.test.labels, 512, prepare, amp, device, data.info.num_classes)
-    return finish(run_dir, cfg, model, data, result, history, bf16, wall_before + time.perf_counter() - start,
+        result = evaluate_sharded(model, data.test.images, data.test.labels, 512, prepare, amp, device,
+                                  data.info.num_classes, ranks)
+    digests = gather_objects(parameters_digest(model), ranks) if ranks.enabled else []
+    if not main:
+        return {}
+    card = finish(run_dir, cfg, model, data, result, history, bf16, wall_before + time.perf_counter() - start,
                   budget_hit)
+    if ranks.enabled:
+        card.update(processes=ranks.world, ranks_identical=len(set(digests)) == 1)
+        atomic_write_json(run_dir / CARD_FILE, card)
+    return card
+
+
+def stop_check(stop: StopRequest | None, ranks: Ranks, device: torch.device):
+    """Whether to stop after this step: this process's signal flag, or any rank's under torchrun."""
+    def check() -> bool:
+        requested = stop is not None and stop.requested
+        if ranks.enabled:   # all ranks must stop at the same step, or the next collective would hang
+            (requested,) = reduce_sums([float(requested)], ranks, device)
+        return bool(requested)
+    return check
+
+
+def reduce_epoch_stats(stats: EpochStats, ranks: Ranks, device: torch.device) -> EpochStats:
+    """One epoch's loss and accuracy over all ranks' images."""
+    if not ranks.enabled:
+        return stats
+    correct = round(stats.accuracy * stats.images / 100)
+    loss_sum, correct, images = reduce_sums([stats.loss * stats.images, correct, stats.images], ranks, device)
+    return dataclasses.replace(stats, loss=loss_sum / max(images, 1), accuracy=100.0 * correct / max(images, 1),
+                               images=int(images))
 
 
 def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall,
