@@ -99,3 +99,40 @@ def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_finishes_identically(mni
     a, b = load_file(whole / "weights.safetensors"), load_file(split / "weights.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert metrics_rows(whole) == metrics_rows(split)
+
+
+def test_nan_after_a_checkpoint_exits_3_and_leaves_that_checkpoint_as_it_was(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+            "--train-subset", "512", "--batch-size", "64", "--out", str(out), "--no-progress", "--no-report"]
+    subprocess.run([*base, "--epochs", "1"], check=True, capture_output=True)
+    before = (out / "checkpoint.pt").read_bytes()
+    # Injected divergence: resume the same run with an absurd learning rate.
+    result = subprocess.run([*base, "--resume", str(out), "--epochs", "3", "--lr", "1e12", "--warmup-epochs", "0",
+                             "--clip-grad-norm", "0"], capture_output=True, text=True)
+    assert result.returncode == 3, result.stderr
+    assert "the training loss became" in result.stderr and "in epoch 2 at step" in result.stderr
+    assert (out / "checkpoint.pt").read_bytes() == before
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+
+
+def test_resume_from_a_truncated_checkpoint_is_one_line_exit_2(mnist_dir, tmp_path):
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+            "--train-subset", "256", "--batch-size", "64", "--epochs", "1", "--out", str(out), "--no-progress",
+            "--no-report"]
+    subprocess.run(base, check=True, capture_output=True)
+    data = (out / "checkpoint.pt").read_bytes()
+    (out / "checkpoint.pt").write_bytes(data[:len(data) // 3])
+    result = subprocess.run([*base, "--resume", str(out), "--epochs", "2"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "not a valid nin checkpoint" in result.stderr
+
+
+def test_unwritable_output_folder_is_one_line_exit_2(mnist_dir, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the run folder's parent should be")
+    result = subprocess.run([sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir),
+                             "--offline", "--train-subset", "256", "--epochs", "1", "--out", str(blocker / "run"),
+                             "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot write there" in result.stderr
