@@ -28,3 +28,23 @@ def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_jpeg_dir, tmp_p
     assert np.load(folder / "zca_matrix.npy").shape == (3072, 3072)
     assert np.load(folder / "train_images.npy", mmap_mode="r").shape == (40000, 3, 32, 32)
     assert np.load(folder / "val_images.npy", mmap_mode="r").shape == (10000, 3, 32, 32)
+    # The run's weights carry the ZCA fitted in training: new images are whitened exactly like the cache.
+    import torch
+    from PIL import Image
+
+    from nin.data.sources import load_raw_test
+    from nin.inference import load_trained, model_inputs
+    trained = load_trained(out)
+    raw = load_raw_test("cifar10", cifar10_jpeg_dir, offline=True)
+    cached = torch.from_numpy(np.load(folder / "test_images.npy", mmap_mode="r")[:16].astype(np.float32))
+    torch.testing.assert_close(model_inputs(trained, raw.images[:16]), cached, rtol=2e-3, atol=2e-2)
+    # predict on a PNG of another size (resized to 32x32 before GCN + ZCA), maps of test images, the report
+    Image.fromarray(raw.images[0].permute(1, 2, 0).numpy()).resize((50, 40)).save(tmp_path / "cifar.png")
+    predicted = subprocess.run([sys.executable, "-m", "nin", "predict", str(out), str(tmp_path / "cifar.png")],
+                               capture_output=True, text=True)
+    assert predicted.returncode == 0, predicted.stderr
+    maps = subprocess.run([sys.executable, "-m", "nin", "maps", str(out), "--data-dir", str(cifar10_jpeg_dir),
+                           "--offline", "--samples", "3", "--out", str(tmp_path / "maps.png")], capture_output=True,
+                          text=True)
+    assert maps.returncode == 0, maps.stderr
+    assert "class confidence maps" in (out / "report.html").read_text()
