@@ -5,15 +5,13 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import platform
-import subprocess
 from pathlib import Path
 
-import torch
 
 from nin.config import TrainConfig
 from nin.data.sources import default_data_dir, load_raw_test
 from nin.errors import NinError
+from nin.provenance import machine
 from nin.reproduce.experiments import Experiment
 from nin.train.run import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, fit
 
@@ -50,30 +48,6 @@ def describe_data(dataset: str, data_dir: Path) -> str:
     return name
 
 
-def machine() -> str:
-    if torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    model = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {torch.get_num_threads()} threads"
-
-
-def commit() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                               capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
-
-
 def run_config(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budget_minutes: float | None,
                progress: bool) -> TrainConfig:
     return TrainConfig.from_dict({**exp.train, "seed": seed, "out": str(runs_dir / exp.name / f"seed-{seed}"),
@@ -100,7 +74,8 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
         "experiment": exp.name, "seed": seed, "test_error": card["test_error"], "epochs": last_epoch,
         "wall_seconds": card["wall_seconds"], "short_budget": bool(card.get("stopped_by_time_budget")),
         "budget_minutes": budget_minutes, "data": describe_data(cfg.dataset, data_dir) + _data_options(cfg),
-        "machine": machine(), "commit": commit(), "command": command,
+        "machine": card.get("machine") or machine(), "commit": card.get("commit") or "unknown (not recorded)",
+        "command": command,
         "date": datetime.date.today().isoformat(),
     }
 

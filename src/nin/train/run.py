@@ -23,6 +23,7 @@ from nin.data.sources import LoadedDataset, Split, load_dataset
 from nin.errors import NinError
 from nin.models.nin import NIN
 from nin.models.registry import preset_config
+from nin.provenance import commit, machine
 from nin.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint,
                                   save_weights)
 from nin.train.device import autocast, resolve_device, use_bf16
@@ -350,7 +351,7 @@ def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, res
         "val_accuracy": last.get("val_accuracy"),
         "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
         "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
-        "stopped_by_time_budget": stopped_by_budget,
+        "stopped_by_time_budget": stopped_by_budget, "commit": commit(), "machine": machine(),
         "seed": cfg.seed, "precision": "bf16" if bf16 else "fp32", "device": str(next(model.parameters()).device),
         "class_names": list(data.info.class_names), "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
         "confusion_matrix": result.confusion.tolist(), "weights": WEIGHTS_FILE,
