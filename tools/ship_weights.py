@@ -14,8 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from nin.config import LOCATION_FIELDS   # the fields that say where things were, not what was done
+
 REPO = Path(__file__).resolve().parents[1]
-SKIP = ("out", "data_dir", "cache_dir", "progress", "offline")   # where things were, not what was done
 
 
 def ship(run_dir: Path, name: str, command: str) -> dict:
@@ -30,7 +31,7 @@ def ship(run_dir: Path, name: str, command: str) -> dict:
         "recipe": card["recipe"], "epochs": card["epochs"], "augment": card["augment"],
         "test_error": card["test_error"], "test_accuracy": card["test_accuracy"], "precision": card["precision"],
         "parameters": card["parameters"], "train_wall_seconds": card["wall_seconds"], "command": command,
-        "config": {k: v for k, v in config.items() if k not in SKIP},
+        "config": {k: v for k, v in config.items() if k not in LOCATION_FIELDS},
     }
     (REPO / "weights" / f"{name}.json").write_text(json.dumps(shipped, indent=2) + "\n")
     return shipped

@@ -33,9 +33,10 @@ def plain_model(model: NIN) -> nn.Sequential:
 
     Shares no memory with `model` but copies its weights, so the two give the same outputs.
     """
+    if not model.has_class_maps:
+        raise ValueError("the plain comparison is written for GAP models")
     layers: list[nn.Module] = []
-    config = model.config
-    for i, (block, pool, dropout) in enumerate(zip(model.blocks, model.pools, model.dropouts)):
+    for block, pool, dropout in zip(model.blocks, model.pools, model.dropouts):
         for j, conv in enumerate(block.convs):
             copy = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, padding=conv.padding)
             copy.load_state_dict(conv.state_dict())
@@ -46,10 +47,7 @@ def plain_model(model: NIN) -> nn.Sequential:
             layers.append(nn.MaxPool2d(pool.kernel_size, pool.stride, pool.padding))
         if not isinstance(dropout, nn.Identity):
             layers.append(nn.Dropout(dropout.p))
-    if not model.has_class_maps:
-        raise ValueError("the plain comparison is written for GAP models")
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    assert config.head == "gap"
     return nn.Sequential(*layers)
 
 

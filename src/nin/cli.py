@@ -149,6 +149,8 @@ def _load_images(paths: list[Path], trained, native_size: bool) -> tuple[list, l
 
 
 def cmd_predict(args) -> int:
+    import torch
+
     from nin.inference import load_trained, model_inputs, top_k
 
     trained = load_trained(args.checkpoint)
@@ -156,7 +158,6 @@ def cmd_predict(args) -> int:
     names = trained.class_names
     results = []
     for path, image in loaded:   # one at a time: sizes may differ with --native-size
-        import torch
         with torch.no_grad():
             probs, classes = top_k(trained.model(model_inputs(trained, image)), args.top_k)
         ranked = [(names[c], float(p)) for c, p in zip(classes[0], probs[0])]

@@ -10,6 +10,8 @@ from pathlib import Path
 from nin.errors import NinError
 
 RECIPES = ("paper", "fast")
+# TrainConfig fields that say where things are or how progress is shown, not what is computed.
+LOCATION_FIELDS = ("out", "data_dir", "offline", "cache_dir", "progress")
 INITS = ("normal", "lsuv")
 PRECISIONS = ("auto", "bf16", "fp32")
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +10,7 @@ import torch
 
 from nin.errors import NinError
 from nin.inference import Trained
+from nin.train.checkpoint import atomic_write_bytes
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 EXPORT_EXTRA = "pip install 'network-in-network[export]' (onnx, onnxscript, onnxruntime)"
@@ -29,7 +28,7 @@ def export_onnx(trained: Trained, out: Path, opset: int = 18) -> None:
 
     Preprocessing is not in the graph; it is described in the model's metadata (key "nin").
     """
-    onnx = _require("onnx")
+    _require("onnx")
     _require("onnxscript")
     model = trained.model.float().eval()
     config = model.config
@@ -44,16 +43,7 @@ def export_onnx(trained: Trained, out: Path, opset: int = 18) -> None:
     described = {k: trained.meta.get(k) for k in ("dataset", "preset", "class_names", "preprocess", "mean", "std")}
     entry = proto.metadata_props.add()
     entry.key, entry.value = "nin", json.dumps(described)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        onnx.save(proto, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(Path(out), proto.SerializeToString())   # NIN models are far below protobuf's 2 GB
 
 
 def onnx_parity(trained: Trained, path: Path, shapes: list[tuple[int, int, int]], seed: int = 0) -> list[float]:

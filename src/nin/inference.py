@@ -103,10 +103,9 @@ def model_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
         return normalize(images, torch.tensor(trained.meta["mean"]), torch.tensor(trained.meta["std"]))
     x = images.numpy()
     if method == "gcn-zca":
-        flat = preprocess.global_contrast_normalize(x.reshape(len(x), -1))
-        if flat.shape[1] != len(trained.zca.mean):
+        if x[0].size != len(trained.zca.mean):
             raise ValueError(f"gcn-zca takes {trained.image_size}x{trained.image_size} images")
-        return torch.from_numpy(preprocess.apply_zca(flat, trained.zca).reshape(x.shape))
+        return torch.from_numpy(preprocess.gcn_zca_images(x, trained.zca))
     return torch.from_numpy(preprocess.local_contrast_normalize(x))
 
 

@@ -69,6 +69,15 @@ def apply_zca(x: np.ndarray, params: ZcaParams, chunk: int = 10_000) -> np.ndarr
     return out
 
 
+def gcn_zca_images(x: np.ndarray, params: ZcaParams) -> np.ndarray:
+    """Images (N, C, H, W) -> GCN then ZCA whitening per image, same shape, float32.
+
+    The whitening is per pixel, so the images must have the size it was fitted on.
+    """
+    flat = global_contrast_normalize(np.asarray(x).reshape(len(x), -1))
+    return apply_zca(flat, params).reshape(np.shape(x))
+
+
 def gaussian_kernel(size: int = LCN_KERNEL_SIZE, sigma: float = LCN_SIGMA) -> np.ndarray:
     """A (size, size) Gaussian normalised to sum 1, centred on the middle pixel."""
     r = np.arange(size) - size // 2

@@ -158,12 +158,11 @@ def _preprocess_to_cache(folder: Path, method: str, pool_x, pool_y, train_idx, v
     parts = {"train": train_idx, "val": val_idx}
     record: dict = {"method": method, "dtype": "float16"}
     if method == "gcn-zca":
-        flat = lambda x: preprocess.global_contrast_normalize(x.reshape(len(x), -1))
-        train = flat(pool_x[train_idx])
+        train = preprocess.global_contrast_normalize(pool_x[train_idx].reshape(len(train_idx), -1))
         zca = preprocess.fit_zca(train)
         _save_npy(folder / "zca_mean.npy", zca.mean)
         _save_npy(folder / "zca_matrix.npy", zca.matrix)
-        transform = lambda x: preprocess.apply_zca(flat(x), zca).reshape(len(x), *pool_x.shape[1:])
+        transform = lambda x: preprocess.gcn_zca_images(x, zca)
         record.update(gcn_scale=preprocess.GCN_SCALE, zca_filter_bias=preprocess.ZCA_FILTER_BIAS,
                       zca_fitted_on="train split")
         del train

@@ -58,11 +58,7 @@ def render_rows(rows: list[MapRow], class_names: list[str], top_fraction: float 
 
 def save_figure(fig, path) -> None:
     """Write a figure as PNG through a temporary file, so a crash never leaves half a picture."""
-    import io
-
+    from nin.report.plots import png_bytes
     from nin.train.checkpoint import atomic_write_bytes
 
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write_bytes(path, png_bytes(fig, dpi=110))

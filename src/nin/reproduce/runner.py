@@ -8,14 +8,13 @@ import json
 from pathlib import Path
 
 
-from nin.config import TrainConfig
+from nin.config import LOCATION_FIELDS, TrainConfig
 from nin.data.sources import default_data_dir, load_raw_test
 from nin.errors import NinError
-from nin.provenance import machine
+from nin.provenance import REPO, machine
 from nin.reproduce.experiments import Experiment
 from nin.train.run import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, fit
 
-REPO = Path(__file__).resolve().parents[3]
 # sha256 of test_batch.bin as ../shared/tools/make_cifar10_batches.py writes it from the JPEG pack:
 # the way to tell that re-encoding from the official pixels, whose accuracies are the paper's.
 CIFAR10_JPEG_TEST_BATCH_SHA256 = "309e749b8323084cc262f94df1534f19b1776b7e9280773abefd6615879ba7b6"
@@ -80,17 +79,13 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
     }
 
 
-# Fields that say where things are or how they are shown, not what is computed.
-_NEUTRAL_FIELDS = ("out", "data_dir", "offline", "cache_dir", "progress")
-
-
 def _result_fields(config: dict) -> dict | None:
     """The fields that change the result, with defaults filled in for keys older run folders lack."""
     try:
         full = json.loads(json.dumps(TrainConfig.from_dict(config).to_dict()))
     except NinError:
         return None
-    return {k: v for k, v in full.items() if k not in _NEUTRAL_FIELDS}
+    return {k: v for k, v in full.items() if k not in LOCATION_FIELDS}
 
 
 def _data_options(cfg: TrainConfig) -> str:

@@ -108,13 +108,12 @@ def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wa
     return {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epochs_done,
         "epoch_progress": progress.to_state() if progress is not None else None,
-        "history": [dict(row) for row in history], "wall_seconds": wall_seconds,
-        **rank_rngs[0], "rng_ranks": rank_rngs,
+        "history": [dict(row) for row in history], "wall_seconds": wall_seconds, "rng_ranks": rank_rngs,
     }
 
 
 def restore_rng_states(state: dict, rank: int = 0) -> None:
-    ranks = state.get("rng_ranks") or [state]
+    ranks = state.get("rng_ranks") or [state]   # checkpoints before rng_ranks held one process's states
     if rank >= len(ranks):
         raise ValueError(f"the checkpoint holds the random states of {len(ranks)} processes, not rank {rank}'s")
     mine = ranks[rank]
