@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from nin.errors import NinError
+from nin.train.allocator import keep_freed_memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -447,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nin {args.command}: error: unrecognized arguments: {' '.join(unknown)} "
               f"(see 'nin {args.command} --help')", file=sys.stderr)
         return 2
+    keep_freed_memory()
     try:
         return args.run(args)
     except NinError as e:

@@ -1,0 +1,108 @@
+"""The CPU fast paths give the numbers of the plain ops: fused conv + ReLU, the bit-mask dropout,
+and the allocator setting that keeps freed memory."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import nin.models.blocks as blocks
+from nin.models.blocks import Dropout, half_dropout_mask
+from nin.models.registry import build_model
+
+
+def _grads(model, x, fuse: bool, amp: bool, monkeypatch):
+    if not fuse:
+        monkeypatch.setattr(blocks, "_can_fuse", lambda conv, x: False)
+    model.zero_grad()
+    x = x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        out = model(x)
+    out.float().square().sum().backward()
+    monkeypatch.undo()
+    return out.detach(), x.grad, [p.grad.clone() for p in model.parameters()]
+
+
+@pytest.mark.parametrize("amp", [False, True])
+def test_fused_conv_relu_gives_the_unfused_numbers(amp, monkeypatch):
+    torch.manual_seed(0)
+    model = build_model("nin-cifar10").to(memory_format=torch.channels_last).eval()
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    fused = _grads(model, x, True, amp, monkeypatch)
+    plain = _grads(model, x, False, amp, monkeypatch)
+    assert torch.equal(fused[0], plain[0])
+    assert torch.equal(fused[1], plain[1])
+    assert all(torch.equal(a, b) for a, b in zip(fused[2], plain[2]))
+
+
+def test_fused_path_is_taken_on_the_cpu_and_not_under_hooks():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    x = torch.randn(1, 3, 8, 8)
+    assert blocks._can_fuse(conv, x) == torch.backends.mkldnn.is_available()
+    handle = conv.register_forward_hook(lambda *_: None)
+    assert not blocks._can_fuse(conv, x)
+    handle.remove()
+
+
+def test_half_dropout_mask_is_zero_or_two_with_probability_one_half():
+    torch.manual_seed(0)
+    like = torch.empty(64, 96, 16, 16).contiguous(memory_format=torch.channels_last)
+    mask = half_dropout_mask(like)
+    assert mask.shape == like.shape and mask.is_contiguous(memory_format=torch.channels_last)
+    assert set(mask.unique().tolist()) == {0, 2}
+    kept = (mask == 2).double()
+    assert abs(kept.mean().item() - 0.5) < 0.002           # 1.6 M draws: sd 0.0004
+    # neighbours along the channel axis (same byte of random bits) are independent
+    pairs = torch.stack([kept[:, :-1].flatten(), kept[:, 1:].flatten()])
+    assert abs(torch.corrcoef(pairs)[0, 1].item()) < 0.01
+
+
+def test_dropout_trains_like_inverted_dropout_and_is_identity_in_eval():
+    x = torch.randn(8, 16, 5, 7, requires_grad=True)
+    drop = Dropout(0.5).train()
+    torch.manual_seed(1)
+    y = drop(x)
+    kept = y != 0
+    assert torch.allclose(y[kept], 2 * x[kept])
+    y.sum().backward()
+    assert torch.equal(x.grad, kept.float() * 2)
+    assert torch.equal(drop.eval()(x), x)
+    torch.manual_seed(1)
+    assert torch.equal(Dropout(0.5).train()(x), y)        # seeded: reproducible
+
+
+def test_other_dropout_rates_use_torch_dropout():
+    torch.manual_seed(2)
+    x = torch.ones(10000)
+    y = Dropout(0.2).train()(x)
+    assert abs((y == 0).float().mean().item() - 0.2) < 0.02
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.8))
+
+
+# A training step's pattern: buffers of tens of MB allocated and freed in changing order.
+STEPS = """
+import resource, sys, torch
+from nin.train.allocator import keep_freed_memory
+if sys.argv[1] == "on":
+    assert keep_freed_memory()
+def faults_of_one_step():
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    a = torch.ones(50_000_000, dtype=torch.uint8)
+    b = torch.ones(30_000_000, dtype=torch.uint8)
+    del a
+    c = torch.ones(40_000_000, dtype=torch.uint8)
+    del b, c
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+print(sum([faults_of_one_step() for _ in range(10)][-3:]))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's allocator")
+def test_keeping_freed_memory_stops_page_faults_once_warm():
+    def late_faults(setting):
+        out = subprocess.run([sys.executable, "-c", STEPS, setting], capture_output=True, text=True, check=True)
+        return int(out.stdout)
+    pages_of_three_steps = 3 * 120_000_000 // 4096
+    assert late_faults("off") > pages_of_three_steps // 2   # glibc's default: unmapped on free, faulted in again
+    assert late_faults("on") < pages_of_three_steps // 20   # kept: reused without faults
