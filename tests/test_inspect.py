@@ -44,9 +44,11 @@ def test_predict_other_size_png_grey_jpeg_and_corrupt_file(mnist_run, mnist_test
     assert "seven.png: 7 " in result.stdout
 
 
-def test_predict_all_good_exits_0_and_native_size_works(mnist_run, mnist_test, tmp_path):
+def test_predict_all_good_exits_0_and_native_size_works(mnist_test, tmp_path):
+    # The shipped weights, not the 300-step test run: a digit on a 48x48 canvas is off the training
+    # distribution, and whether a barely trained model still gets it right depends on its seed's luck.
     Image.fromarray(np.pad(mnist_test.images[0, 0].numpy(), 10)).save(tmp_path / "big.png")
-    result = run_nin("predict", str(mnist_run), str(tmp_path / "big.png"), "--native-size")
+    result = run_nin("predict", "nin-mnist", str(tmp_path / "big.png"), "--native-size")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{tmp_path / 'big.png'}: 7 ")
 

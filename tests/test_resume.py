@@ -80,9 +80,10 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tm
 
 
 def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_finishes_identically(mnist_dir, tmp_path):
+    # 12,800 images: an epoch of about 10 s here, so that the signal 3 s in lands mid-epoch.
     whole, split = tmp_path / "whole", tmp_path / "split"
     argv = lambda out, *extra: [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir",
-                                str(mnist_dir), "--offline", "--train-subset", "3200", "--batch-size", "64",
+                                str(mnist_dir), "--offline", "--train-subset", "12800", "--batch-size", "64",
                                 "--epochs", "1", "--out", str(out), "--no-progress", "--no-report", *extra]
     subprocess.run(argv(whole), check=True, capture_output=True)
     process = subprocess.Popen(argv(split), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
