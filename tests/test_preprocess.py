@@ -57,6 +57,15 @@ def test_zca_fit_on_train_applies_to_other_data():
     assert out.shape == (1000, 10) and np.isfinite(out).all()
 
 
+def test_gcn_and_zca_fit_do_not_depend_on_the_chunk_size():
+    # Both work through the rows in chunks to bound memory; the chunking must not show.
+    x = correlated(1_000, 16) + 100
+    np.testing.assert_array_equal(global_contrast_normalize(x, chunk=64), global_contrast_normalize(x, chunk=1_000))
+    whole, chunked = fit_zca(x, chunk=1_000), fit_zca(x, chunk=64)
+    np.testing.assert_allclose(chunked.mean, whole.mean, rtol=1e-6)
+    np.testing.assert_allclose(chunked.matrix, whole.matrix, rtol=1e-4, atol=1e-6)
+
+
 def test_gaussian_kernel():
     k = gaussian_kernel(7, 2.0)
     assert k.shape == (7, 7) and abs(k.sum() - 1) < 1e-6 and k.argmax() == 24

@@ -23,6 +23,7 @@ from nin.data.sources import dataset_info
 from nin.models.nin import NIN
 from nin.models.registry import build_model
 from nin.models.summary import forward_macs
+from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import train_one_epoch
 from nin.train.recipes import param_groups
@@ -107,6 +108,7 @@ class BenchConfig:
 
 
 def run_bench(cfg: BenchConfig, log=print) -> dict:
+    keep_freed_memory()   # as `nin train` does once its data are loaded
     device = resolve_device(cfg.device)
     torch.manual_seed(0)
     model = build_model(cfg.preset)

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from nin.errors import NinError
-from nin.train.allocator import keep_freed_memory
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +52,7 @@ def cmd_summary(args) -> int:
 # Flags that map one-to-one onto TrainConfig fields (flag name = field name with dashes).
 _TRAIN_FLAGS = {
     "dataset": (str, "data set: mnist, fashion-mnist, cifar10, cifar100 or svhn"),
-    "preset": (str, "model preset (see `nin summary --help`)"),
+    "preset": (str, "model preset (see `nin summary --help`; default: the paper's model for the data set)"),
     "recipe": (str, "paper or fast (see README, Training recipes)"),
     "epochs": (int, "epochs (paper recipe: the most; the plateau rule may stop it earlier)"),
     "batch_size": (int, "mini-batch size"),
@@ -448,7 +447,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nin {args.command}: error: unrecognized arguments: {' '.join(unknown)} "
               f"(see 'nin {args.command} --help')", file=sys.stderr)
         return 2
-    keep_freed_memory()
     try:
         return args.run(args)
     except NinError as e:

@@ -24,6 +24,7 @@ from nin.errors import NinError
 from nin.models.nin import NIN
 from nin.models.registry import preset_config
 from nin.provenance import commit, machine
+from nin.train.allocator import keep_freed_memory
 from nin.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint,
                                   save_weights)
 from nin.train.device import autocast, resolve_device, use_bf16
@@ -206,6 +207,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         raise NinError("--time-budget-minutes is for single-process runs; under torchrun use --epochs")
     bf16 = use_bf16(device, cfg.precision)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.offline, cfg.val_split, cfg.preprocess, cfg.seed, cfg.cache_dir)
+    keep_freed_memory()   # only now: what loading freed goes back to the kernel (see allocator.py)
     train = subset(data.train, cfg.train_subset)
     # Per-epoch evaluation is on the validation split when there is one; the test set is used once, at the end.
     eval_name, eval_split = ("val", data.val) if data.val is not None else ("test", data.test)
