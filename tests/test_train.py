@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from nin.config import TrainConfig
+from nin.errors import NinError
 from nin.train.run import fit
 
 CARD_KEYS = {"preset", "recipe", "dataset", "epochs", "test_error", "wall_seconds"}
@@ -54,6 +55,15 @@ def small_config(tmp_path, mnist_dir, name, **overrides) -> TrainConfig:
                   epochs=2, progress=False, out=str(tmp_path / name))
     values.update(overrides)
     return TrainConfig(**values).resolved()
+
+
+def test_the_default_preset_is_the_papers_model_for_the_data_set():
+    assert TrainConfig(dataset="cifar10").resolved().preset == "nin-cifar10"
+    assert TrainConfig(dataset="svhn").resolved().preset == "nin-svhn"
+    assert TrainConfig(dataset="fashion-mnist").resolved().preset == "nin-mnist"
+    assert TrainConfig(dataset="cifar10", preset="nin-cifar10-fc").resolved().preset == "nin-cifar10-fc"
+    with pytest.raises(NinError, match="pass --preset"):
+        TrainConfig(dataset="imagenet").resolved()
 
 
 def weights(run_dir):

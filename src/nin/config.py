@@ -13,6 +13,9 @@ RECIPES = ("paper", "fast")
 # TrainConfig fields that say where things are or how progress is shown, not what is computed.
 LOCATION_FIELDS = ("out", "data_dir", "offline", "cache_dir", "progress")
 INITS = ("normal", "lsuv")
+# The paper's model for each data set: what `--preset` defaults to.
+DEFAULT_PRESETS = {"mnist": "nin-mnist", "fashion-mnist": "nin-mnist", "cifar10": "nin-cifar10",
+                   "cifar100": "nin-cifar100", "svhn": "nin-svhn"}
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -40,7 +43,7 @@ RECIPE_DEFAULTS = {
 @dataclass
 class TrainConfig:
     dataset: str = "fashion-mnist"
-    preset: str = "nin-mnist"
+    preset: str | None = None            # None: the paper's model for the data set (DEFAULT_PRESETS)
     recipe: str = "fast"
     epochs: int | None = None            # None: the recipe's default
     batch_size: int = 128
@@ -77,15 +80,20 @@ class TrainConfig:
         if self.precision not in PRECISIONS:
             raise NinError(f"unknown precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
         defaults = RECIPE_DEFAULTS[self.recipe]
+        preset = self.preset or DEFAULT_PRESETS.get(self.dataset)
+        if preset is None:
+            raise NinError(f"no default model for data set {self.dataset!r}: pass --preset, or use one of "
+                           f"{', '.join(DEFAULT_PRESETS)}")
         cfg = dataclasses.replace(
             self,
+            preset=preset,
             lr=defaults.lr if self.lr is None else self.lr,
             weight_decay=defaults.weight_decay if self.weight_decay is None else self.weight_decay,
             epochs=defaults.epochs if self.epochs is None else self.epochs,
             label_smoothing=defaults.label_smoothing if self.label_smoothing is None else self.label_smoothing,
             clip_grad_norm=defaults.clip_grad_norm if self.clip_grad_norm is None else self.clip_grad_norm,
             init=defaults.init if self.init is None else self.init,
-            out=self.out or f"runs/{self.dataset}-{self.preset}-{self.recipe}",
+            out=self.out or f"runs/{self.dataset}-{preset}-{self.recipe}",
         )
         if cfg.init not in INITS:
             raise NinError(f"unknown init {cfg.init!r}: expected one of {', '.join(INITS)}")
