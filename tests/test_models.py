@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from nin.errors import NinError
-from nin.models import PRESETS, MLPConv, build_model, global_average_pool
+from nin.models import NIN, PRESETS, MLPConv, build_model, global_average_pool, preset_config
+from nin.models.registry import with_dropout
 from nin.models.summary import forward_macs
 
 EXPECTED = json.loads((Path(__file__).parent / "expected_complexity.json").read_text())
@@ -122,6 +123,21 @@ def test_no_dropout_ablation_differs_only_in_dropout():
     assert [b.dropout for b in base.blocks] == [0.5, 0.5, 0.0]
     assert [b.dropout for b in ablated.blocks] == [0.0, 0.0, 0.0]
     assert [b.channels for b in base.blocks] == [b.channels for b in ablated.blocks]
+
+
+def test_dropout_override_changes_the_rates_only():
+    base = preset_config("nin-mnist")
+    lighter = with_dropout(base, 0.2)
+    assert [b.dropout for b in lighter.blocks] == [0.2, 0.2, 0.0]
+    assert with_dropout(preset_config("nin-mnist-fc-dropout"), 0.3).fc_dropout == 0.3
+    assert with_dropout(preset_config("nin-mnist-fc"), 0.3).fc_dropout == 0.0   # adds none where there was none
+    off = NIN(with_dropout(base, 0.0))
+    x = torch.randn(4, 1, 28, 28)
+    off.train()
+    assert torch.equal(off(x), off(x))   # no dropout left
+    assert NIN(base).state_dict().keys() == off.state_dict().keys()   # the same weights file either way
+    with pytest.raises(NinError, match="dropout rate"):
+        with_dropout(base, 1.0)
 
 
 def test_fc_dropout_variant_drops_in_training_only():

@@ -60,6 +60,7 @@ _TRAIN_FLAGS = {
     "momentum": (float, "SGD momentum"),
     "weight_decay": (float, "L2 weight decay (not on biases)"),
     "label_smoothing": (float, "label smoothing of the cross-entropy"),
+    "dropout": (float, "rate of every dropout layer the preset has (default: the preset's, 0.5); 0 turns them off"),
     "clip_grad_norm": (float, "clip the gradients' global L2 norm to this; 0: off"),
     "init": (str, "normal (authors' N(0, 0.05)) or lsuv (data-dependent; see README)"),
     "warmup_epochs": (float, "linear learning-rate warm-up, in epochs"),

@@ -57,6 +57,7 @@ class TrainConfig:
     patience: int = 3                    # paper recipe: epochs without a new best training accuracy
     min_delta: float = 0.05              # paper recipe: percentage points that count as improving
     class_map_relu: bool = True          # the paper's ReLU on the class-map layer
+    dropout: float | None = None         # None: the preset's rates; else every dropout layer at this rate
     seed: int = 0
     precision: str = "auto"
     device: str = "auto"
@@ -102,6 +103,8 @@ class TrainConfig:
                 raise NinError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
         if cfg.time_budget_minutes is not None and cfg.time_budget_minutes <= 0:
             raise NinError(f"--time-budget-minutes must be positive, got {cfg.time_budget_minutes}")
+        if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
+            raise NinError(f"--dropout must be in [0, 1), got {cfg.dropout}")
         if cfg.lr <= 0:
             raise NinError(f"--lr must be positive, got {cfg.lr}")
         return cfg

@@ -41,9 +41,15 @@ PRESETS: dict[str, ModelConfig] = {
 FC_HIDDEN = 512   # one hidden fully connected layer: 512 ReLU units
 
 
-def _without_dropout(config: ModelConfig) -> ModelConfig:
-    """The paper's ablation: no dropout between the mlpconv layers."""
-    return dataclasses.replace(config, blocks=tuple(dataclasses.replace(b, dropout=0.0) for b in config.blocks))
+def with_dropout(config: ModelConfig, rate: float) -> ModelConfig:
+    """Every dropout the model has (between blocks, before FC layers) at `rate`; 0 removes them.
+
+    A training choice, not a new model: the layers with weights are the same, so are the weights' names.
+    """
+    if not 0.0 <= rate < 1.0:
+        raise NinError(f"dropout rate must be in [0, 1), got {rate}")
+    blocks = tuple(dataclasses.replace(b, dropout=rate) if b.dropout else b for b in config.blocks)
+    return dataclasses.replace(config, blocks=blocks, fc_dropout=rate if config.fc_dropout else 0.0)
 
 
 def _fc_head(config: ModelConfig, dropout: float) -> ModelConfig:
@@ -91,7 +97,7 @@ def _comparisons(name: str, config: ModelConfig) -> dict[str, ModelConfig]:
     return {
         f"{name}-fc": _fc_head(config, dropout=0.0),
         f"{name}-fc-dropout": _fc_head(config, dropout=0.5),
-        f"{name}-no-dropout": _without_dropout(config),
+        f"{name}-no-dropout": with_dropout(config, 0.0),   # the paper's ablation (NIN has no FC dropout)
         f"cnn-{base}-gap": _conventional(config, "gap"),
         f"cnn-{base}-fc": _conventional(config, "fc"),
         f"cnn-{base}-fc-dropout": _conventional(config, "fc", dropout=0.5),

@@ -22,7 +22,7 @@ from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.sources import LoadedDataset, Split, load_dataset
 from nin.errors import NinError
 from nin.models.nin import NIN
-from nin.models.registry import preset_config
+from nin.models.registry import preset_config, with_dropout
 from nin.provenance import commit, machine
 from nin.train.allocator import keep_freed_memory
 from nin.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint,
@@ -42,8 +42,9 @@ INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init
 
 def build_for_dataset(cfg: TrainConfig, data: LoadedDataset) -> NIN:
     info = data.info
-    return NIN(preset_config(cfg.preset, in_channels=info.in_channels, num_classes=info.num_classes,
-                             class_map_relu=cfg.class_map_relu, input_size=info.image_size))
+    config = preset_config(cfg.preset, in_channels=info.in_channels, num_classes=info.num_classes,
+                           class_map_relu=cfg.class_map_relu, input_size=info.image_size)
+    return NIN(config if cfg.dropout is None else with_dropout(config, cfg.dropout))
 
 
 def lr_schedule(cfg: TrainConfig, steps_per_epoch: int, train_accuracies: list[float]):
