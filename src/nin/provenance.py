@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 import subprocess
 from pathlib import Path
@@ -11,8 +12,12 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 
 
+@functools.cache
 def commit() -> str:
-    """HEAD of the repository this code runs from, '+uncommitted' if tracked files differ; 'unknown' outside git."""
+    """HEAD of the repository this code runs from, '+uncommitted' if tracked files differ; 'unknown' outside git.
+
+    Read once per process: the commit of the code as loaded, even if the tree changes during a long run.
+    """
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,

@@ -178,6 +178,7 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None) ->
     Ctrl-C or SIGTERM saves a checkpoint after the current step and raises TrainingInterrupted.
     """
     ranks = init_from_env(cfg.device)
+    commit()   # read now, while the tree is the code that runs; the card is written hours later
     try:
         with graceful_stop() as stop:
             return _fit(cfg, resume, log if ranks.is_main else (lambda *_: None), on_epoch_end, stop, ranks)
