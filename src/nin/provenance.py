@@ -10,17 +10,19 @@ from pathlib import Path
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
+# What decides a result; edits elsewhere (README, results/ that runs write) do not make a run "uncommitted".
+CODE_PATHS = ("src", "configs", "pyproject.toml")
 
 
 @functools.cache
 def commit() -> str:
-    """HEAD of the repository this code runs from, '+uncommitted' if tracked files differ; 'unknown' outside git.
+    """HEAD of the repository this code runs from, '+uncommitted' if tracked code differs; 'unknown' outside git.
 
     Read once per process: the commit of the code as loaded, even if the tree changes during a long run.
     """
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS], cwd=REPO,
                                capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
