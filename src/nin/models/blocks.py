@@ -64,23 +64,27 @@ class _ConvReLU(torch.autograd.Function):
         return *grads, None
 
 
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype a CPU convolution runs in here: autocast's where it is on, else the input's."""
+    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+
+
 def _can_fuse(conv: nn.Conv2d, x: torch.Tensor) -> bool:
-    """Fuse on the CPU in eager mode only, and never where a hook wants the convolution's own output
-    (LSUV init, `nin summary`) or a tracer wants standard ops (torch.compile, ONNX export)."""
+    """Fuse on the CPU in eager mode only, in fp32 or bf16, and never where a hook wants the convolution's
+    own output (LSUV init, `nin summary`) or a tracer wants standard ops (torch.compile, ONNX export)."""
     return (x.device.type == "cpu" and torch.backends.mkldnn.is_available() and x.dim() == 4
             and isinstance(conv.padding, tuple) and conv.stride == (1, 1) and conv.dilation == (1, 1)
             and conv.groups == 1 and conv.bias is not None
             and not (conv._forward_hooks or conv._forward_pre_hooks)
-            and not (torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing()))
+            and not (torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing())
+            and _compute_dtype(x) in (torch.float32, torch.bfloat16))
 
 
 def conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """relu(conv(x)), fused where `_can_fuse` allows; under autocast, in its dtype as autocast would."""
     if not _can_fuse(conv, x):
         return F.relu(conv(x))
-    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
-    if dtype not in (torch.float32, torch.bfloat16):
-        return F.relu(conv(x))
+    dtype = _compute_dtype(x)
     return _ConvReLU.apply(x.to(dtype), conv.weight.to(dtype), conv.bias.to(dtype), list(conv.padding))
 
 
