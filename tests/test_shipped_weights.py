@@ -23,13 +23,15 @@ def test_card_describes_the_file():
     assert {"dataset", "recipe", "epochs", "test_error", "sha256", "command"} <= set(CARD)
 
 
-def test_eval_by_name_gives_the_error_on_the_card(mnist_dir, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "nin", "eval", "nin-mnist", "--data-dir", str(mnist_dir), "--offline",
+@pytest.mark.parametrize("name", ["nin-mnist", "nin-mnist-paper"])
+def test_eval_by_name_gives_the_error_on_the_card(name, mnist_dir, tmp_path):
+    card = json.loads((shipped_weights_dir() / f"{name}.json").read_text())
+    result = subprocess.run([sys.executable, "-m", "nin", "eval", name, "--data-dir", str(mnist_dir), "--offline",
                              "--json", str(tmp_path / "e.json")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     evaluation = json.loads((tmp_path / "e.json").read_text())
     # Same images, same bf16 path as in training: the same count of mistakes (one image is 0.01%).
-    assert abs(evaluation["test_error"] - CARD["test_error"]) <= 0.011, (evaluation["test_error"], CARD["test_error"])
+    assert abs(evaluation["test_error"] - card["test_error"]) <= 0.011, (evaluation["test_error"], card["test_error"])
 
 
 def test_true_class_map_is_strongest_for_correctly_classified_test_images(mnist_dir):
