@@ -9,7 +9,8 @@ import pytest
 from nin.config import TrainConfig
 from nin.models import PRESETS
 from nin.reproduce.experiments import load_experiments
-from nin.reproduce.results import merge
+from nin.provenance import REPO
+from nin.reproduce.results import TABLE_BEGIN, TABLE_END, load_records, merge, splice_table
 from nin.reproduce.table import render_table, summarize
 
 
@@ -45,6 +46,27 @@ def test_merge_replaces_same_experiment_and_seed():
     old = [{"experiment": "a", "seed": 0, "v": 1}, {"experiment": "a", "seed": 1, "v": 1}]
     assert merge(old, [{"experiment": "a", "seed": 0, "v": 2}]) == [{"experiment": "a", "seed": 0, "v": 2},
                                                                     {"experiment": "a", "seed": 1, "v": 1}]
+
+
+def test_splice_table_replaces_only_the_marked_block():
+    text = f"intro\n{TABLE_BEGIN}\nold | table\n{TABLE_END}\noutro\n"
+    assert splice_table(text, "new | table") == f"intro\n{TABLE_BEGIN}\nnew | table\n{TABLE_END}\noutro\n"
+    assert splice_table("no markers here", "new") is None
+    assert splice_table(f"{TABLE_END}\n{TABLE_BEGIN}", "new") is None   # markers out of order: leave the file alone
+
+
+def test_committed_tables_match_the_committed_records():
+    """Every measured row in results/README.md and the README is what runs.json says (no hand edits)."""
+    experiments, records = load_experiments(), load_records(REPO / "results")
+    assert records, "results/runs.json is empty"
+    measured = [line for line in render_table(experiments, records, {}).splitlines()
+                if line.startswith("| ") and "not run:" not in line][1:]   # [1:]: the header
+    assert len(measured) == len({r["experiment"] for r in records})
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index(TABLE_BEGIN):readme.index(TABLE_END)]
+    for table in (block, (REPO / "results" / "README.md").read_text()):
+        for line in measured:
+            assert line in table
 
 
 def test_reproduce_help():

@@ -302,6 +302,7 @@ def cmd_reproduce(args) -> int:
     if args.seeds < 1:
         raise NinError(f"--seeds must be at least 1, got {args.seeds}")
     records, not_run = load_records(args.results), {}
+    readme = args.results.resolve().parent / "README.md"   # updated only where it has the table's markers
     for name in chosen:
         exp = experiments[name]
         data_dir, reason = find_data_dir(exp.train["dataset"], args.data_dir)
@@ -314,8 +315,15 @@ def cmd_reproduce(args) -> int:
         new = [run_experiment(exp, seed, args.runs_dir, data_dir, args.budget_minutes, command, args.progress)
                for seed in range(args.seeds)]
         records = merge(records, new)
-        write_results(args.results, experiments, records, not_run)   # after each experiment: nothing is lost
-    print(write_results(args.results, experiments, records, not_run))
+        write_results(args.results, experiments, records, not_run, readme)   # after each experiment: nothing is lost
+    missing_data = {}   # rows never run say why: the data is missing, or only not run yet
+    for name, exp in experiments.items():
+        if name not in not_run and not any(r["experiment"] == name for r in records):
+            dataset = exp.train["dataset"]
+            if dataset not in missing_data:
+                missing_data[dataset] = find_data_dir(dataset, args.data_dir)[1]
+            not_run[name] = missing_data[dataset] or "the data is here; not run yet (see results/notes.md)"
+    print(write_results(args.results, experiments, records, not_run, readme))
     print(f"\nwritten: {args.results / 'README.md'}")
     return 0
 

@@ -10,6 +10,9 @@ from nin.reproduce.table import render_table
 from nin.train.checkpoint import atomic_write_json, atomic_write_text
 
 RECORDS_FILE, TABLE_FILE, NOTES_FILE = "runs.json", "README.md", "notes.md"   # notes.md: written by hand
+# The repository README carries a copy of the table between these lines, kept current by write_results.
+TABLE_BEGIN = "<!-- results table: written by `nin reproduce` from results/runs.json; do not edit by hand -->"
+TABLE_END = "<!-- end of results table -->"
 
 INTRO = """# Measured results beside the paper's
 
@@ -34,12 +37,26 @@ def merge(records: list[dict], new: list[dict]) -> list[dict]:
     return sorted(kept + new, key=lambda r: (r["experiment"], r["seed"]))
 
 
+def splice_table(text: str, table: str) -> str | None:
+    """text with the lines between TABLE_BEGIN and TABLE_END replaced by table; None without both markers."""
+    begin, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+    if begin < 0 or end < begin:
+        return None
+    return f"{text[:begin]}{TABLE_BEGIN}\n{table}\n{text[end:]}"
+
+
 def write_results(folder: Path, experiments: dict[str, Experiment], records: list[dict],
-                  not_run: dict[str, str]) -> str:
-    """Write runs.json and README.md (the table, then notes.md if there is one); returns the table."""
+                  not_run: dict[str, str], readme: Path | None = None) -> str:
+    """Write runs.json and README.md (the table, then notes.md if there is one); returns the table.
+
+    readme: a file whose marked block gets the same table (the repository README); left alone if unmarked.
+    """
     folder = Path(folder)
     table = render_table(experiments, records, not_run)
     notes = (folder / NOTES_FILE).read_text() if (folder / NOTES_FILE).is_file() else ""
     atomic_write_json(folder / RECORDS_FILE, records)
     atomic_write_text(folder / TABLE_FILE, f"{INTRO}\n{table}\n\n{notes}")
+    spliced = splice_table(readme.read_text(), table) if readme is not None and readme.is_file() else None
+    if spliced is not None:
+        atomic_write_text(readme, spliced)
     return table

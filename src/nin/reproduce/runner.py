@@ -35,7 +35,7 @@ def find_data_dir(dataset: str, given: Path | None) -> tuple[Path | None, str | 
             return folder, None
         except NinError as e:
             reasons.append(str(e))
-    return None, f"{dataset} data not found ({reasons[0][:160]})"
+    return None, f"{dataset} data not found ({reasons[0].split('; ')[0]})"   # what is missing, not the advice
 
 
 def describe_data(dataset: str, data_dir: Path) -> str:
