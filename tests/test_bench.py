@@ -1,8 +1,10 @@
 """The benchmark's comparison model and its JSON contract (speed itself is measured by `nin bench`, not here)."""
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,3 +56,16 @@ def test_bench_json_has_the_promised_keys(tmp_path):
 def test_bench_unknown_preset_is_one_line():
     result = subprocess.run([sys.executable, "-m", "nin", "bench", "--preset", "nope"], capture_output=True, text=True)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.sh --dry-run: the device script's whole path (setup, data, train, table) on the CPU."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    env = {**os.environ, "NIN_GPU_WORK": str(tmp_path), "OUT": str(tmp_path / "out")}
+    result = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = result.stdout[result.stdout.index("epoch  img/s  epoch_s  test_acc"):].splitlines()
+    epochs = [line.split() for line in table[1:] if line[:1].isdigit()]
+    assert [row[0] for row in epochs] == ["1", "2"]
+    assert all(float(row[1]) > 0 and 0 <= float(row[3]) <= 100 for row in epochs)
+    assert "total:" in result.stdout
