@@ -45,12 +45,16 @@ def test_predict_other_size_png_grey_jpeg_and_corrupt_file(mnist_run, mnist_test
 
 
 def test_predict_all_good_exits_0_and_native_size_works(mnist_test, tmp_path):
-    # The shipped weights, not the 300-step test run: a digit on a 48x48 canvas is off the training
-    # distribution, and whether a barely trained model still gets it right depends on its seed's luck.
-    Image.fromarray(np.pad(mnist_test.images[0, 0].numpy(), 10)).save(tmp_path / "big.png")
-    result = run_nin("predict", "nin-mnist", str(tmp_path / "big.png"), "--native-size")
+    # The shipped weights, not the 300-step test run, on 36x36 canvases (4 px of border): far larger
+    # canvases are off the training distribution (the GAP head averages over mostly background), and
+    # whether a model still gets them right is luck (the 0.44% nin-mnist reads a 48x48 "7" as a 1).
+    files = [tmp_path / f"big{i}.png" for i in range(4)]
+    for i, file in enumerate(files):
+        Image.fromarray(np.pad(mnist_test.images[i, 0].numpy(), 4)).save(file)
+    result = run_nin("predict", "nin-mnist", *map(str, files), "--native-size", "--top-k", "1")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith(f"{tmp_path / 'big.png'}: 7 ")
+    predicted = [line.split(": ")[1].split()[0] for line in result.stdout.splitlines()]
+    assert predicted == [str(label) for label in mnist_test.labels[:4].tolist()]   # 7, 2, 1, 0
 
 
 def test_maps_on_mnist_test_images(mnist_run, mnist_dir, tmp_path):
