@@ -4,13 +4,13 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from nin.bench import matmul_peak, plain_model
 from nin.models import build_model
+from nin.provenance import REPO
 from nin.train.device import autocast, cpu_has_bf16
 
 
@@ -60,7 +60,7 @@ def test_bench_unknown_preset_is_one_line():
 
 def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
     """benchmarks/gpu_check.sh --dry-run: the device script's whole path (setup, data, train, table) on the CPU."""
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.sh"
+    script = REPO / "benchmarks" / "gpu_check.sh"
     env = {**os.environ, "NIN_GPU_WORK": str(tmp_path), "OUT": str(tmp_path / "out")}
     result = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]

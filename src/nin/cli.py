@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from pathlib import Path
@@ -303,9 +304,10 @@ def cmd_reproduce(args) -> int:
         raise NinError(f"--seeds must be at least 1, got {args.seeds}")
     records, not_run = load_records(args.results), {}
     readme = args.results.resolve().parent / "README.md"   # updated only where it has the table's markers
+    locate = functools.cache(lambda dataset: find_data_dir(dataset, args.data_dir))   # one probe per data set
     for name in chosen:
         exp = experiments[name]
-        data_dir, reason = find_data_dir(exp.train["dataset"], args.data_dir)
+        data_dir, reason = locate(exp.train["dataset"])
         if data_dir is None:
             print(f"{name}: not run: {reason}", file=sys.stderr)
             not_run[name] = reason
@@ -316,13 +318,9 @@ def cmd_reproduce(args) -> int:
                for seed in range(args.seeds)]
         records = merge(records, new)
         write_results(args.results, experiments, records, not_run, readme)   # after each experiment: nothing is lost
-    missing_data = {}   # rows never run say why: the data is missing, or only not run yet
-    for name, exp in experiments.items():
+    for name, exp in experiments.items():   # rows never run say why: the data is missing, or only not run yet
         if name not in not_run and not any(r["experiment"] == name for r in records):
-            dataset = exp.train["dataset"]
-            if dataset not in missing_data:
-                missing_data[dataset] = find_data_dir(dataset, args.data_dir)[1]
-            not_run[name] = missing_data[dataset] or "the data is here; not run yet (see results/notes.md)"
+            not_run[name] = locate(exp.train["dataset"])[1] or "the data is here; not run yet (see results/notes.md)"
     print(write_results(args.results, experiments, records, not_run, readme))
     print(f"\nwritten: {args.results / 'README.md'}")
     return 0
