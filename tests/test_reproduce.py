@@ -92,7 +92,11 @@ def test_reproduce_mnist_paper_short_budget_end_to_end(mnist_dir, tmp_path):
     (record,) = json.loads((tmp_path / "res" / "runs.json").read_text())
     card = json.loads((tmp_path / "runs" / "mnist-paper" / "seed-0" / "card.json").read_text())
     assert record["test_error"] == card["test_error"] and card["stopped_by_time_budget"] is True
-    assert 0 < record["epochs"] < 1
-    # A second call finds the finished run and reuses it.
+    assert 0 < record["epochs"] < 1 and record["date"] == card["finished"]
+    # A second call finds the finished run and reuses it, keeping the day the run finished.
+    card_path = tmp_path / "runs" / "mnist-paper" / "seed-0" / "card.json"
+    card_path.write_text(json.dumps({**card, "finished": "2020-01-02"}))
     again = subprocess.run(argv, capture_output=True, text=True)
     assert again.returncode == 0 and "reusing it" in again.stdout
+    (reused,) = json.loads((tmp_path / "res" / "runs.json").read_text())
+    assert reused["date"] == "2020-01-02" and reused["test_error"] == record["test_error"]

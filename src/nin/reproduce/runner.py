@@ -75,8 +75,17 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
         "budget_minutes": budget_minutes, "data": describe_data(cfg.dataset, data_dir) + _data_options(cfg),
         "machine": card.get("machine") or machine(), "commit": card.get("commit") or "unknown (not recorded)",
         "command": command,
-        "date": datetime.date.today().isoformat(),
+        "date": _finished_date(card, out / CARD_FILE),
     }
+
+
+def _finished_date(card: dict, card_path: Path) -> str:
+    """The day the run finished, so that a reused run keeps its own date; cards before
+    the `finished` field fall back to the day the card was written."""
+    if card.get("finished"):
+        return card["finished"]
+    written = datetime.datetime.fromtimestamp(card_path.stat().st_mtime, datetime.timezone.utc)
+    return written.date().isoformat()
 
 
 def _result_fields(config: dict) -> dict | None:

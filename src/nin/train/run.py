@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import datetime
 import hashlib
 import io
 import random
@@ -355,6 +356,7 @@ def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, res
         "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
         "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
         "stopped_by_time_budget": stopped_by_budget, "commit": commit(), "machine": machine(),
+        "finished": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
         "seed": cfg.seed, "precision": "bf16" if bf16 else "fp32", "device": str(next(model.parameters()).device),
         "class_names": list(data.info.class_names), "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
         "confusion_matrix": result.confusion.tolist(), "weights": WEIGHTS_FILE,
