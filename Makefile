@@ -35,7 +35,7 @@ browser:
 		|| echo "could not install chromium; the report test will fail"; \
 	fi
 
-test: venv browser
+test: venv browser fashion-mnist
 	$(BIN)/python -m pytest -q
 
 clean:

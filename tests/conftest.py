@@ -2,8 +2,11 @@ from pathlib import Path
 
 import pytest
 
+from nin.data.mnist import DEBIAN_FASHION_MNIST
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_DIR = SHARED_DATA / "mnist"
+FASHION_DIR = DEBIAN_FASHION_MNIST
 
 
 @pytest.fixture(scope="session")
@@ -12,6 +15,13 @@ def mnist_dir() -> Path:
         pytest.fail(f"the real MNIST files are expected in {MNIST_DIR} (../shared/data/mnist)")
     return MNIST_DIR
 
+
+@pytest.fixture(scope="session")
+def fashion_dir() -> Path:
+    if not (FASHION_DIR / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"the Fashion-MNIST files are expected in {FASHION_DIR} (Debian's dataset-fashion-mnist; "
+                    "`make test` installs it)")
+    return FASHION_DIR
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,12 @@ def test_card_describes_the_file():
     assert {"dataset", "recipe", "epochs", "test_error", "sha256", "command"} <= set(CARD)
 
 
-@pytest.mark.parametrize("name", ["nin-mnist", "nin-mnist-paper"])
-def test_eval_by_name_gives_the_error_on_the_card(name, mnist_dir, tmp_path):
+@pytest.mark.parametrize("name, data", [("nin-mnist", "mnist_dir"), ("nin-mnist-paper", "mnist_dir"),
+                                        ("nin-fashion-mnist", "fashion_dir")])
+def test_eval_by_name_gives_the_error_on_the_card(name, data, request, tmp_path):
     card = json.loads((shipped_weights_dir() / f"{name}.json").read_text())
-    result = subprocess.run([sys.executable, "-m", "nin", "eval", name, "--data-dir", str(mnist_dir), "--offline",
+    data_dir = request.getfixturevalue(data)
+    result = subprocess.run([sys.executable, "-m", "nin", "eval", name, "--data-dir", str(data_dir), "--offline",
                              "--json", str(tmp_path / "e.json")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     evaluation = json.loads((tmp_path / "e.json").read_text())
