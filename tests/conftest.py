@@ -6,7 +6,6 @@ from nin.data.mnist import DEBIAN_FASHION_MNIST
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MNIST_DIR = SHARED_DATA / "mnist"
-FASHION_DIR = DEBIAN_FASHION_MNIST
 
 
 @pytest.fixture(scope="session")
@@ -18,10 +17,10 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def fashion_dir() -> Path:
-    if not (FASHION_DIR / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"the Fashion-MNIST files are expected in {FASHION_DIR} (Debian's dataset-fashion-mnist; "
+    if not (DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"the Fashion-MNIST files are expected in {DEBIAN_FASHION_MNIST} (Debian's dataset-fashion-mnist; "
                     "`make test` installs it)")
-    return FASHION_DIR
+    return DEBIAN_FASHION_MNIST
 
 
 @pytest.fixture(scope="session")
