@@ -3,7 +3,7 @@
 # torch.compile, within 8 minutes; prints images/s, epoch time and test accuracy per epoch.
 #
 # On the device machine (the device tool's `run`), from the repository root, with the data carried:
-#   mkdir -p gpu-data && cp -r ../shared/data/cifar10-jpeg ../shared/tools/make_cifar10_batches.py gpu-data/
+#   mkdir -p gpu-data && cp -r ../shared/data/cifar10 ../shared/tools/make_cifar_batches.py gpu-data/
 #   run: bash benchmarks/gpu_check.sh          carry: ["gpu-data"]        timeout_s: 590
 # Here, on the CPU, end to end on a tiny budget:
 #   bash benchmarks/gpu_check.sh --dry-run
@@ -13,9 +13,9 @@ cd "$(dirname "$0")/.."
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
 PACK_DIR=${NIN_GPU_DATA:-gpu-data}
-[[ -f "$PACK_DIR/cifar10-jpeg/cifar10-jpeg.npz" ]] || PACK_DIR=../shared/data
-CONVERTER=$PACK_DIR/make_cifar10_batches.py
-[[ -f "$CONVERTER" ]] || CONVERTER=../shared/tools/make_cifar10_batches.py
+[[ -f "$PACK_DIR/cifar10/checks.json" ]] || PACK_DIR=../shared/data
+CONVERTER=$PACK_DIR/make_cifar_batches.py
+[[ -f "$CONVERTER" ]] || CONVERTER=../shared/tools/make_cifar_batches.py
 WORK=${NIN_GPU_WORK:-$(mktemp -d)}
 OUT=${OUT:-$WORK/out}
 mkdir -p "$WORK/data" "$OUT"
@@ -27,12 +27,12 @@ if [[ -x .venv/bin/nin ]]; then PY=.venv/bin/python; else
 fi
 echo "setup: $(( $(date +%s) - start )) s; $($PY -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu only", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")')"
 
-"$PY" "$CONVERTER" --format binary --pack "$PACK_DIR/cifar10-jpeg/cifar10-jpeg.npz" --out "$WORK/data/cifar-10-batches-bin"
+"$PY" "$CONVERTER" cifar10 --pack "$PACK_DIR/cifar10" --format binary --out "$WORK/data/cifar-10-batches-bin"
 echo "data: $(( $(date +%s) - start )) s"
 
 if [[ $DRY_RUN == 1 ]]; then
   # Same command on the CPU, a few hundred images, no compile: checks the script, not the speed.
-  ARGS=(--device cpu --train-subset 1024 --epochs 2 --batch-size 128 --time-budget-minutes 3)
+  ARGS=(--device cpu --train-subset 1024 --epochs 2 --batch-size 128 --time-budget-minutes 10)
 else
   # Whatever setup took comes out of the 8 minutes; the budget stops training in time to evaluate.
   left=$(( 480 - ($(date +%s) - start) - 45 ))

@@ -37,19 +37,27 @@ def mnist_run(tmp_path_factory, mnist_dir) -> Path:
     return out
 
 
-CIFAR10_PACK = SHARED_DATA / "cifar10-jpeg" / "cifar10-jpeg.npz"
-CONVERTER = SHARED_DATA.parent / "tools" / "make_cifar10_batches.py"
+CONVERTER = SHARED_DATA.parent / "tools" / "make_cifar_batches.py"
 
 
-@pytest.fixture(scope="session")
-def cifar10_jpeg_dir(tmp_path_factory) -> Path:
-    """CIFAR-10 (JPEG q75 re-encoding) in the official binary layout, written by ../shared's converter."""
+def _official_cifar(tmp_path_factory, name: str, folder: str) -> Path:
+    """CIFAR (official pixels) in the official binary layout, written by ../shared's converter."""
     import subprocess
     import sys
 
-    if not CIFAR10_PACK.is_file():
-        pytest.fail(f"the CIFAR-10 JPEG pack is expected at {CIFAR10_PACK}")
-    root = tmp_path_factory.mktemp("cifar10-jpeg")
-    subprocess.run([sys.executable, str(CONVERTER), "--format", "binary", "--pack", str(CIFAR10_PACK),
-                    "--out", str(root / "cifar-10-batches-bin")], check=True, capture_output=True)
+    if not (SHARED_DATA / name / "checks.json").is_file():
+        pytest.fail(f"the lossless {name} pack is expected in {SHARED_DATA / name}")
+    root = tmp_path_factory.mktemp(name)
+    subprocess.run([sys.executable, str(CONVERTER), name, "--out", str(root / folder)], check=True,
+                   capture_output=True)
     return root
+
+
+@pytest.fixture(scope="session")
+def cifar10_dir(tmp_path_factory) -> Path:
+    return _official_cifar(tmp_path_factory, "cifar10", "cifar-10-batches-bin")
+
+
+@pytest.fixture(scope="session")
+def cifar100_dir(tmp_path_factory) -> Path:
+    return _official_cifar(tmp_path_factory, "cifar100", "cifar-100-binary")

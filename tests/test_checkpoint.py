@@ -8,7 +8,7 @@ import torch
 from nin.errors import NinError
 from nin.inference import load_trained
 from nin.models import build_model
-from nin.train.checkpoint import atomic_write_text, load_checkpoint, load_weights, save_checkpoint, save_weights
+from nin.files import atomic_write_text, load_checkpoint, load_weights, save_checkpoint, save_weights
 
 
 def test_weights_round_trip_gives_same_outputs(tmp_path):

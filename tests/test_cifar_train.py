@@ -1,4 +1,4 @@
-"""CIFAR-10 end to end on the real images (JPEG q75 re-encoding from ../shared/data)."""
+"""CIFAR-10 end to end on the real images (official pixels, from ../shared/data's lossless pack)."""
 
 import csv
 import json
@@ -8,11 +8,11 @@ import sys
 import numpy as np
 
 
-def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_jpeg_dir, tmp_path):
+def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_dir, tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
     result = subprocess.run(
         [sys.executable, "-m", "nin", "train", "--dataset", "cifar10", "--preset", "nin-cifar10",
-         "--data-dir", str(cifar10_jpeg_dir), "--offline", "--val-split", "paper", "--augment",
+         "--data-dir", str(cifar10_dir), "--offline", "--val-split", "paper", "--augment",
          "--train-subset", "10240", "--epochs", "1", "--cache-dir", str(cache), "--out", str(out), "--no-progress"],
         capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -23,6 +23,7 @@ def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_jpeg_dir, tmp_p
     assert data["val_split"] == "paper" and data["preprocess"]["method"] == "gcn-zca"
     card = json.loads((out / "card.json").read_text())
     assert card["preprocess"] == "gcn-zca" and card["augment"] is True and 0 < card["test_error"] < 90
+    assert card["data"] == data["description"] == "CIFAR-10 (official pixels)"   # recognised from the pixels
     # The cache holds the ZCA fitted on the 40,000 training images, and the whitened splits.
     (folder,) = cache.iterdir()
     assert np.load(folder / "zca_matrix.npy").shape == (3072, 3072)
@@ -35,7 +36,7 @@ def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_jpeg_dir, tmp_p
     from nin.data.sources import load_raw_test
     from nin.inference import load_trained, model_inputs
     trained = load_trained(out)
-    raw = load_raw_test("cifar10", cifar10_jpeg_dir, offline=True)
+    raw = load_raw_test("cifar10", cifar10_dir, offline=True)
     cached = torch.from_numpy(np.load(folder / "test_images.npy", mmap_mode="r")[:16].astype(np.float32))
     torch.testing.assert_close(model_inputs(trained, raw.images[:16]), cached, rtol=2e-3, atol=2e-2)
     # predict on a PNG of another size (resized to 32x32 before GCN + ZCA), maps of test images, the report
@@ -43,7 +44,7 @@ def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_jpeg_dir, tmp_p
     predicted = subprocess.run([sys.executable, "-m", "nin", "predict", str(out), str(tmp_path / "cifar.png")],
                                capture_output=True, text=True)
     assert predicted.returncode == 0, predicted.stderr
-    maps = subprocess.run([sys.executable, "-m", "nin", "maps", str(out), "--data-dir", str(cifar10_jpeg_dir),
+    maps = subprocess.run([sys.executable, "-m", "nin", "maps", str(out), "--data-dir", str(cifar10_dir),
                            "--offline", "--samples", "3", "--out", str(tmp_path / "maps.png")], capture_output=True,
                           text=True)
     assert maps.returncode == 0, maps.stderr

@@ -50,7 +50,9 @@ def test_summary_other_input_size(capsys):
     (["summary", "nin-foo"], "unknown preset 'nin-foo'"),
     (["summary", "nin-mnist", "--input", "3x28x28"], "nin-mnist takes 1 channels"),
     (["train", "--preset", "nin-foo", "--offline", "--data-dir", "/nonexistent"], "unknown preset"),
-    (["train", "--recipe", "slow"], "unknown recipe 'slow'"),
+    (["train", "--recipe", "slow"], "recipe (--recipe): 'slow' is not one of paper, fast"),
+    (["train", "--momentum", "1.5"], "momentum (--momentum): must be below 1, got 1.5"),
+    (["train", "--resume", "/nonexistent/run", "--overwrite"], "pass one of them"),
     (["train", "--dataset", "mnist", "--offline", "--data-dir", "/nonexistent/mnist"], "/nonexistent/mnist"),
     (["eval", "/nonexistent/run"], "no such run folder or weights file"),
 ])

@@ -2,6 +2,7 @@
 mutation left the file valid), never in another exception, a hang or a crash."""
 
 import io
+import json
 import tempfile
 from pathlib import Path
 
@@ -13,13 +14,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from nin.config import FIELDS, TrainConfig, load_config_file
 from nin.data.cifar import LAYOUTS, read_binary_file
 from nin.data.idx import read_idx
 from nin.data.svhn import read_svhn_mat
 from nin.errors import NinError
 from nin.images import load_image
 from nin.models import build_model
-from nin.train.checkpoint import load_checkpoint, load_weights, save_checkpoint, save_weights
+from nin.files import load_checkpoint, load_weights, save_checkpoint, save_weights
 
 EXAMPLES = 200
 
@@ -120,3 +122,59 @@ def test_loader_never_fails_with_a_foreign_exception(name):
                 (kind, data[:40])
 
         check()
+
+
+# ------------------------------------------------------------------ settings files
+
+CONFIG_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 500), st.floats(allow_nan=True),
+                          st.text(max_size=12), st.sampled_from(["cifar10", "paper", "fast", "lsuv", "gcn-zca"]),
+                          st.lists(st.integers(), max_size=2))
+
+
+@settings(max_examples=EXAMPLES, deadline=None, database=None)
+@given(st.dictionaries(st.sampled_from([*FIELDS, "learning_rate", "Epochs"]), CONFIG_VALUES, max_size=5))
+def test_a_settings_file_is_either_valid_or_one_line_naming_the_key(values):
+    """--config FILE.json: unknown keys, wrong types and values out of range are refused, naming the key."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "settings.json"
+        path.write_text(json.dumps(values))
+        try:
+            cfg = TrainConfig.from_dict(load_config_file(path)).resolved()
+        except NinError as e:
+            message = str(e)
+            assert str(path) in message and "\n" not in message
+            named = [key for key in values if message.startswith(f"{path}: {key} (--") or key in message]
+            assert named, message
+            return
+    for key, value in values.items():   # accepted: every value is of its field's type and in its range
+        meta = FIELDS[key].metadata
+        if value is not None and meta["choices"]:
+            assert value in meta["choices"]
+        if isinstance(value, (int, float)) and meta["minimum"] is not None:
+            assert value >= meta["minimum"]
+    assert cfg.epochs >= 1 and cfg.lr > 0
+
+
+@pytest.mark.parametrize("values, pattern", [
+    ({"epochs": "10"}, "epochs (--epochs): must be an int, got '10'"),
+    ({"epochs": 2.5}, "epochs (--epochs): must be an int"),
+    ({"augment": "yes"}, "augment (--augment): must be a bool"),
+    ({"lr": 0}, "lr (--lr): must be above 0, got 0"),
+    ({"dropout": 1.0}, "dropout (--dropout): must be below 1, got 1.0"),
+    ({"val_split": "last"}, "val_split (--val-split): 'last' is not one of none, paper"),
+    ({"batch_size": None}, "batch_size (--batch-size): must be an int, got null"),
+    ({"learning_rate": 0.1}, "unknown keys learning_rate; expected some of"),
+])
+def test_bad_settings_file_values_name_the_key_and_what_is_allowed(values, pattern, tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps(values))
+    with pytest.raises(NinError) as caught:
+        load_config_file(path)
+    assert str(caught.value).startswith(f"{path}: ") and pattern in str(caught.value)
+
+
+def test_the_repositorys_experiment_files_are_valid():
+    from nin.reproduce.experiments import load_experiments
+
+    for exp in load_experiments().values():
+        TrainConfig.from_dict(exp.train, source=exp.name).resolved()

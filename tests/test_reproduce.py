@@ -87,7 +87,7 @@ def test_reproduce_mnist_paper_short_budget_end_to_end(mnist_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     readme = (tmp_path / "res" / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| mnist-paper "))
-    assert "short budget: 0.3 min" in row and "MNIST (original IDX files)" in row
+    assert "short budget: 0.3 min" in row and "MNIST (official pixels)" in row
     assert "| svhn | SVHN, NIN | 2.35 | not run: svhn data not found" in readme
     (record,) = json.loads((tmp_path / "res" / "runs.json").read_text())
     card = json.loads((tmp_path / "runs" / "mnist-paper" / "seed-0" / "card.json").read_text())

@@ -4,6 +4,7 @@ import csv
 import os
 import random
 import signal
+import json
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from nin.train.checkpoint import load_checkpoint
+from nin.files import load_checkpoint
 
 TIMING = ("images_per_second", "epoch_seconds")
 
@@ -108,9 +109,10 @@ def test_nan_after_a_checkpoint_exits_3_and_leaves_that_checkpoint_as_it_was(mni
             "--train-subset", "512", "--batch-size", "64", "--out", str(out), "--no-progress", "--no-report"]
     subprocess.run([*base, "--epochs", "1"], check=True, capture_output=True)
     before = (out / "checkpoint.pt").read_bytes()
-    # Injected divergence: resume the same run with an absurd learning rate.
-    result = subprocess.run([*base, "--resume", str(out), "--epochs", "3", "--lr", "1e12", "--warmup-epochs", "0",
-                             "--clip-grad-norm", "0"], capture_output=True, text=True)
+    # Injected divergence: an absurd learning rate in the run's own config (a resume may not change it).
+    config = json.loads((out / "config.json").read_text())
+    (out / "config.json").write_text(json.dumps({**config, "lr": 1e12, "warmup_epochs": 0, "clip_grad_norm": 0}))
+    result = subprocess.run([*base, "--resume", str(out), "--epochs", "3"], capture_output=True, text=True)
     assert result.returncode == 3, result.stderr
     assert "the training loss became" in result.stderr and "in epoch 2 at step" in result.stderr
     assert (out / "checkpoint.pt").read_bytes() == before

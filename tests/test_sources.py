@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from nin.data.idx import read_idx
-from nin.data.sources import load_dataset
+from nin.data.sources import describe_data, load_dataset
 from nin.errors import NinError
 
 
@@ -109,3 +109,23 @@ def test_iterate_batches_over_part_of_the_data():
     images, labels = torch.arange(10).view(10, 1, 1, 1), torch.arange(10)
     batches = list(iterate_batches(images, labels, 3, order=torch.tensor([9, 8, 7, 6, 5]), drop_last=True))
     assert [b[1].tolist() for b in batches] == [[9, 8, 7]]
+
+
+def test_the_data_is_recognised_from_its_pixels_not_its_file_names(cifar10_dir, cifar100_dir, mnist_dir):
+    from nin.data import identity
+    from nin.data.sources import _read_raw
+
+    assert describe_data("cifar100", cifar100_dir) == "CIFAR-100 (official pixels)"
+    assert describe_data("mnist", mnist_dir) == "MNIST (official pixels)"
+    raw = _read_raw("cifar10", cifar10_dir, offline=True)
+    train, test = raw["train"], raw["test"]
+    assert identity.describe("cifar10", train, test) == "CIFAR-10 (official pixels)"
+    # Any order of the same images is the same data; one changed pixel or label is not.
+    order = np.random.default_rng(0).permutation(len(test[1]))
+    assert identity.describe("cifar10", train, (test[0][order], test[1][order])) == "CIFAR-10 (official pixels)"
+    touched = test[0].copy()
+    touched[123, 1, 4, 5] ^= 1
+    assert identity.describe("cifar10", train, (touched, test[1])) == f"CIFAR-10 ({identity.UNKNOWN})"
+    relabelled = test[1].copy()
+    relabelled[7] = (relabelled[7] + 1) % 10
+    assert identity.describe("cifar10", train, (test[0], relabelled)) == f"CIFAR-10 ({identity.UNKNOWN})"

@@ -62,7 +62,7 @@ def test_the_default_preset_is_the_papers_model_for_the_data_set():
     assert TrainConfig(dataset="svhn").resolved().preset == "nin-svhn"
     assert TrainConfig(dataset="fashion-mnist").resolved().preset == "nin-mnist"
     assert TrainConfig(dataset="cifar10", preset="nin-cifar10-fc").resolved().preset == "nin-cifar10-fc"
-    with pytest.raises(NinError, match="pass --preset"):
+    with pytest.raises(NinError, match="is not one of mnist"):
         TrainConfig(dataset="imagenet").resolved()
 
 
@@ -144,7 +144,7 @@ def test_sigterm_stops_training_keeping_the_last_checkpoint(tmp_path, mnist_dir)
     assert "interrupted; the last checkpoint is in" in stderr and "--resume" in stderr
     assert "Traceback" not in stderr
     assert [p.name for p in out.iterdir() if p.name.endswith(".tmp")] == []
-    from nin.train.checkpoint import load_checkpoint
+    from nin.files import load_checkpoint
     state = load_checkpoint(out / "checkpoint.pt")
     # Saved at the step the signal arrived after (or at the epoch's end): never before the first epoch's.
     assert state["epoch"] >= 1

@@ -50,55 +50,28 @@ def cmd_summary(args) -> int:
 
 # ---------------------------------------------------------------- train
 
-# Flags that map one-to-one onto TrainConfig fields (flag name = field name with dashes).
-_TRAIN_FLAGS = {
-    "dataset": (str, "data set: mnist, fashion-mnist, cifar10, cifar100 or svhn"),
-    "preset": (str, "model preset (see `nin summary --help`; default: the paper's model for the data set)"),
-    "recipe": (str, "paper or fast (see README, Training recipes)"),
-    "epochs": (int, "epochs (paper recipe: the most; the plateau rule may stop it earlier)"),
-    "batch_size": (int, "mini-batch size"),
-    "lr": (float, "learning rate (fast recipe: the peak)"),
-    "momentum": (float, "SGD momentum"),
-    "weight_decay": (float, "L2 weight decay (not on biases)"),
-    "label_smoothing": (float, "label smoothing of the cross-entropy"),
-    "dropout": (float, "rate of every dropout layer the preset has (default: the preset's, 0.5); 0 turns them off"),
-    "clip_grad_norm": (float, "clip the gradients' global L2 norm to this; 0: off"),
-    "init": (str, "normal (authors' N(0, 0.05)) or lsuv (data-dependent; see README)"),
-    "warmup_epochs": (float, "linear learning-rate warm-up, in epochs"),
-    "patience": (int, "paper recipe: epochs without improvement that make a plateau"),
-    "min_delta": (float, "paper recipe: accuracy gain (points) that counts as improvement"),
-    "seed": (int, "random seed: same seed, same weights on CPU"),
-    "precision": (str, "auto (bf16 where native), bf16 or fp32"),
-    "device": (str, "auto, cpu, cuda or cuda:N"),
-    "data_dir": (str, "folder with the data set files (default $NIN_DATA, else ./data)"),
-    "train_subset": (int, "train on the first N training images only"),
-    "val_split": (str, "none, or paper: hold out the paper's validation set and evaluate on it each epoch"),
-    "preprocess": (str, "none, gcn-zca or lcn (default: what the paper did for the data set)"),
-    "cache_dir": (str, "where preprocessed arrays are cached (default $NIN_CACHE, else ~/.cache/nin)"),
-    "out": (str, "run folder (default runs/<dataset>-<preset>-<recipe>)"),
-    "checkpoint_every": (int, "also write the checkpoint every N training steps (default: at each epoch's end only)"),
-    "time_budget_minutes": (float, "stop training after this many minutes of this process, then evaluate and save"),
-}
-
-
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    for field, (kind, help_text) in _TRAIN_FLAGS.items():
-        p.add_argument(f"--{field.replace('_', '-')}", dest=field, type=kind, default=None, help=help_text)
+    """One flag per TrainConfig field, made from the field's type and metadata (nin.config)."""
+    from nin.config import FIELDS, field_kind
+
+    for name, field in FIELDS.items():
+        meta, kind = field.metadata, field_kind(name)
+        help_text = meta["help"] + (f" ({', '.join(meta['choices'])})" if meta["choices"] else "")
+        if kind == "bool":
+            p.add_argument(meta["flag"], dest=name, action="store_false" if field.default else "store_true",
+                           default=None, help=help_text)
+        else:
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type={"int": int, "float": float}.get(kind, str),
+                           default=None, help=help_text)
     p.add_argument("--config", type=Path, help="JSON file of config fields; flags override it")
-    p.add_argument("--offline", action="store_true", default=None, help="never touch the network")
-    p.add_argument("--no-class-map-relu", dest="class_map_relu", action="store_false", default=None,
-                   help="drop the ReLU on the class-map layer (a model change; the paper keeps it)")
-    p.add_argument("--augment", action="store_true", default=None,
-                   help="random translations, plus horizontal flips for CIFAR and Fashion-MNIST (never for digits)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bars")
-    p.add_argument("--compile", action="store_true", default=None,
-                   help="torch.compile the model (faster on GPUs; measured slower on a 2-core CPU)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the run already in --out (without it, a folder that holds a run is refused)")
 
 
 def train_config_from_args(args) -> "TrainConfig":
-    from nin.config import TrainConfig, load_config_file
-    from nin.train.run import CONFIG_FILE
+    from nin.config import FIELDS, TrainConfig, load_config_file
+    from nin.rundir import CONFIG_FILE
 
     values: dict = {}
     if args.resume is not None:
@@ -106,16 +79,17 @@ def train_config_from_args(args) -> "TrainConfig":
         values["out"] = str(args.resume)
     if args.config is not None:
         values.update(load_config_file(args.config))
-    fields = [*_TRAIN_FLAGS, "offline", "class_map_relu", "progress", "augment", "compile"]
-    values.update({f: getattr(args, f) for f in fields if getattr(args, f) is not None})
-    return TrainConfig.from_dict(values).resolved()
+    values.update({f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None})
+    return TrainConfig.from_dict(values, source="").resolved()
 
 
 def cmd_train(args) -> int:
     from nin.train.run import fit
 
+    if args.resume is not None and args.overwrite:
+        raise NinError("--resume continues a run and --overwrite replaces it: pass one of them")
     cfg = train_config_from_args(args)
-    card = fit(cfg, resume=args.resume is not None)
+    card = fit(cfg, resume=args.resume is not None, overwrite=args.overwrite)
     if not card:   # a torchrun process other than rank 0: rank 0 reports
         return 0
     print(f"test accuracy {card['test_accuracy']:.2f}% (error {card['test_error']:.2f}%) after {card['epochs']} "
@@ -166,7 +140,7 @@ def cmd_predict(args) -> int:
         results.append({"file": str(path), "top": [{"class": n, "probability": round(p, 6)} for n, p in ranked]})
         print(f"{path}: " + ", ".join(f"{n} {100 * p:.1f}%" for n, p in ranked))
     if args.json:
-        from nin.train.checkpoint import atomic_write_json
+        from nin.files import atomic_write_json
         atomic_write_json(args.json, {"predictions": results, "failed": [str(p) for p in failed]})
     return 1 if failed else 0
 
@@ -230,7 +204,7 @@ def cmd_export(args) -> int:
 
 def cmd_localize(args) -> int:
     from nin.localization.benchmark import LocalizeConfig, format_results, run_benchmark
-    from nin.train.checkpoint import atomic_write_json
+    from nin.files import atomic_write_json
 
     cfg = LocalizeConfig(data_dir=args.data_dir, offline=args.offline, train_count=args.train_count,
                          test_count=args.test_count, size=args.size, clutter=args.clutter, epochs=args.epochs,
@@ -248,7 +222,7 @@ def cmd_eval(args) -> int:
     from nin.data.batches import make_prepare
     from nin.data.sources import load_dataset
     from nin.inference import load_trained, meta_dataset, to_device
-    from nin.train.checkpoint import atomic_write_json
+    from nin.files import atomic_write_json
     from nin.train.device import autocast, resolve_device, use_bf16
     from nin.train.loop import evaluate
 
@@ -331,7 +305,7 @@ def cmd_reproduce(args) -> int:
 def cmd_bench(args) -> int:
     from nin.bench import BenchConfig, format_bench, run_bench
     from nin.models.registry import build_model
-    from nin.train.checkpoint import atomic_write_json
+    from nin.files import atomic_write_json
 
     build_model(args.preset)   # an unknown preset fails here, before any measuring
     results = run_bench(BenchConfig(args.preset, args.batch_size, args.rounds, args.steps, device=args.device))

@@ -40,51 +40,73 @@ RECIPE_DEFAULTS = {
 }
 
 
+DATASET_NAMES = tuple(DEFAULT_PRESETS)
+VAL_SPLITS = ("none", "paper")
+PREPROCESSINGS = ("none", "gcn-zca", "lcn")
+
+
+def _field(default, help: str, *, choices: tuple | None = None, minimum: float | None = None,
+           above: float | None = None, below: float | None = None, flag: str | None = None):
+    """A TrainConfig field with what its flag and its checks need: help text, allowed values, range.
+
+    `minimum` is allowed, `above` and `below` are not (open bounds). `flag`: for booleans, the
+    flag that sets the non-default value (--augment, --no-progress).
+    """
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": choices, "minimum": minimum, "above": above, "below": below, "flag": flag})
+
+
 @dataclass
 class TrainConfig:
-    dataset: str = "fashion-mnist"
-    preset: str | None = None            # None: the paper's model for the data set (DEFAULT_PRESETS)
-    recipe: str = "fast"
-    epochs: int | None = None            # None: the recipe's default
-    batch_size: int = 128
-    lr: float | None = None              # None: the recipe's default
-    momentum: float = 0.9
-    weight_decay: float | None = None    # None: the recipe's default
-    label_smoothing: float | None = None
-    clip_grad_norm: float | None = None  # clip the gradients' global L2 norm; 0: off
-    init: str | None = None              # None: the recipe's default
-    warmup_epochs: float = 1.0           # linear warm-up of the learning rate (both recipes)
-    patience: int = 3                    # paper recipe: epochs without a new best training accuracy
-    min_delta: float = 0.05              # paper recipe: percentage points that count as improving
-    class_map_relu: bool = True          # the paper's ReLU on the class-map layer
-    dropout: float | None = None         # None: the preset's rates; else every dropout layer at this rate
-    seed: int = 0
-    precision: str = "auto"
-    device: str = "auto"
-    data_dir: str | None = None          # None: $NIN_DATA, else ./data
-    offline: bool = False
-    train_subset: int | None = None      # train on the first N training images only
-    val_split: str = "none"              # "paper": hold out the paper's validation set, evaluate on it per epoch
-    preprocess: str | None = None        # None: what the paper did (gcn-zca for CIFAR, lcn for SVHN, none else)
-    augment: bool = False                # random translations (and flips for CIFAR), on whole batches
-    cache_dir: str | None = None         # preprocessed arrays; None: $NIN_CACHE, else ~/.cache/nin
-    out: str | None = None               # None: runs/<dataset>-<preset>-<recipe>
-    progress: bool = True
-    time_budget_minutes: float | None = None   # stop training after this long (then evaluate and save)
-    checkpoint_every: int = 0            # also checkpoint every N steps within an epoch; 0: at epoch ends only
-    compile: bool = False                # torch.compile the model (pays off on GPUs; slower on this CPU)
+    dataset: str = _field("fashion-mnist", "data set", choices=DATASET_NAMES)
+    preset: str | None = _field(None, "model preset (see `nin summary --help`; default: the paper's model for the "
+                                "data set)")
+    recipe: str = _field("fast", "training recipe (see docs, Training recipes)", choices=RECIPES)
+    epochs: int | None = _field(None, "epochs (paper recipe: the most; the plateau rule may stop it earlier)",
+                                minimum=1)
+    batch_size: int = _field(128, "mini-batch size", minimum=1)
+    lr: float | None = _field(None, "learning rate (fast recipe: the peak)", above=0)
+    momentum: float = _field(0.9, "SGD momentum", minimum=0, below=1)
+    weight_decay: float | None = _field(None, "L2 weight decay (not on biases)", minimum=0)
+    label_smoothing: float | None = _field(None, "label smoothing of the cross-entropy", minimum=0, below=1)
+    clip_grad_norm: float | None = _field(None, "clip the gradients' global L2 norm to this; 0: off", minimum=0)
+    init: str | None = _field(None, "normal (authors' N(0, 0.05)) or lsuv (data-dependent; see docs)",
+                              choices=INITS)
+    warmup_epochs: float = _field(1.0, "linear learning-rate warm-up, in epochs", minimum=0)
+    patience: int = _field(3, "paper recipe: epochs without improvement that make a plateau", minimum=1)
+    min_delta: float = _field(0.05, "paper recipe: accuracy gain (points) that counts as improvement", minimum=0)
+    class_map_relu: bool = _field(True, "drop the ReLU on the class-map layer (a model change; the paper keeps it)",
+                                  flag="--no-class-map-relu")
+    dropout: float | None = _field(None, "rate of every dropout layer the preset has (default: the preset's, 0.5); "
+                                   "0 turns them off", minimum=0, below=1)
+    seed: int = _field(0, "random seed: same seed, same weights on CPU", minimum=0)
+    precision: str = _field("auto", "auto (bf16 where native), bf16 or fp32", choices=PRECISIONS)
+    device: str = _field("auto", "auto, cpu, cuda or cuda:N")
+    data_dir: str | None = _field(None, "folder with the data set files (default $NIN_DATA, else ./data)")
+    offline: bool = _field(False, "never touch the network", flag="--offline")
+    train_subset: int | None = _field(None, "train on the first N training images only", minimum=1)
+    val_split: str = _field("none", "none, or paper: hold out the paper's validation set and evaluate on it each "
+                            "epoch", choices=VAL_SPLITS)
+    preprocess: str | None = _field(None, "none, gcn-zca or lcn (default: what the paper did for the data set)",
+                                    choices=PREPROCESSINGS)
+    augment: bool = _field(False, "random translations, plus horizontal flips for CIFAR and Fashion-MNIST (never "
+                           "for digits)", flag="--augment")
+    cache_dir: str | None = _field(None, "where preprocessed arrays are cached (default $NIN_CACHE, else "
+                                   "~/.cache/nin)")
+    out: str | None = _field(None, "run folder (default runs/<dataset>-<preset>-<recipe>)")
+    progress: bool = _field(True, "no progress bars", flag="--no-progress")
+    time_budget_minutes: float | None = _field(None, "stop training after this many minutes of this process, then "
+                                               "evaluate and save", above=0)
+    checkpoint_every: int = _field(0, "also write the checkpoint every N training steps (default: at each epoch's "
+                                   "end only)", minimum=0)
+    compile: bool = _field(False, "torch.compile the model (faster on GPUs; measured slower on a 2-core CPU)",
+                           flag="--compile")
 
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's defaults filled in and every value checked."""
-        if self.recipe not in RECIPES:
-            raise NinError(f"unknown recipe {self.recipe!r}: expected one of {', '.join(RECIPES)}")
-        if self.precision not in PRECISIONS:
-            raise NinError(f"unknown precision {self.precision!r}: expected one of {', '.join(PRECISIONS)}")
+        check_values(dataclasses.asdict(self), "")
         defaults = RECIPE_DEFAULTS[self.recipe]
-        preset = self.preset or DEFAULT_PRESETS.get(self.dataset)
-        if preset is None:
-            raise NinError(f"no default model for data set {self.dataset!r}: pass --preset, or use one of "
-                           f"{', '.join(DEFAULT_PRESETS)}")
+        preset = self.preset or DEFAULT_PRESETS[self.dataset]
         cfg = dataclasses.replace(
             self,
             preset=preset,
@@ -96,17 +118,9 @@ class TrainConfig:
             init=defaults.init if self.init is None else self.init,
             out=self.out or f"runs/{self.dataset}-{preset}-{self.recipe}",
         )
-        if cfg.init not in INITS:
-            raise NinError(f"unknown init {cfg.init!r}: expected one of {', '.join(INITS)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(cfg, name) < 1:
-                raise NinError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
-        if cfg.time_budget_minutes is not None and cfg.time_budget_minutes <= 0:
-            raise NinError(f"--time-budget-minutes must be positive, got {cfg.time_budget_minutes}")
-        if cfg.dropout is not None and not 0.0 <= cfg.dropout < 1.0:
-            raise NinError(f"--dropout must be in [0, 1), got {cfg.dropout}")
-        if cfg.lr <= 0:
-            raise NinError(f"--lr must be positive, got {cfg.lr}")
+        from nin.models.registry import PRESETS   # here: the model code is not needed to read a config
+        if cfg.preset not in PRESETS:
+            raise NinError(f"unknown preset {cfg.preset!r}: expected one of {', '.join(PRESETS)}")
         return cfg
 
     def to_dict(self) -> dict:
@@ -114,15 +128,49 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config") -> "TrainConfig":
+        """A config from field values, each checked: unknown keys, wrong types and values out of range are refused."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
+        prefix = f"{source}: " if source else ""
         if unknown:
-            raise NinError(f"{source}: unknown keys {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+            raise NinError(f"{prefix}unknown keys {', '.join(unknown)}; expected some of {', '.join(sorted(known))}")
+        check_values(d, prefix)
         return cls(**d)
 
 
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+
+
+def field_kind(name: str) -> str:
+    """'str', 'int', 'float' or 'bool': the type of a field, without its `| None`."""
+    return str(FIELDS[name].type).split(" | ")[0]
+
+
+def check_values(values: dict, prefix: str) -> None:
+    """One line naming the first field whose value has the wrong type or is out of its range."""
+    for name, value in values.items():
+        field = FIELDS[name]
+        meta, kind = field.metadata, field_kind(name)
+        key = f"{prefix}{name} (--{name.replace('_', '-')})"
+        a_kind = f"{'an' if kind == 'int' else 'a'} {kind}"
+        if value is None:
+            if "None" in str(field.type):
+                continue
+            raise NinError(f"{key}: must be {a_kind}, got null")
+        if isinstance(value, bool) and kind != "bool" or not isinstance(value, _KINDS[kind]):
+            raise NinError(f"{key}: must be {a_kind}, got {value!r} ({type(value).__name__})")
+        if meta["choices"] and value not in meta["choices"]:
+            raise NinError(f"{key}: {value!r} is not one of {', '.join(meta['choices'])}")
+        bounds = [(meta["minimum"], lambda v, b: v >= b, "at least"), (meta["above"], lambda v, b: v > b, "above"),
+                  (meta["below"], lambda v, b: v < b, "below")]
+        for bound, ok, words in bounds:
+            if bound is not None and not ok(value, bound):
+                raise NinError(f"{key}: must be {words} {bound:g}, got {value!r}")
+
+
 def load_config_file(path: Path) -> dict:
-    """The keys of a JSON config file (TrainConfig field names)."""
+    """The keys of a JSON config file (TrainConfig field names), checked."""
     try:
         d = json.loads(Path(path).read_text())
     except OSError as e:
@@ -131,5 +179,5 @@ def load_config_file(path: Path) -> dict:
         raise NinError(f"{path}: not valid JSON ({e.msg} at line {e.lineno}); expected an object of TrainConfig fields") from None
     if not isinstance(d, dict):
         raise NinError(f"{path}: expected a JSON object of TrainConfig fields")
-    TrainConfig.from_dict(d, source=str(path))   # reject unknown keys early
+    TrainConfig.from_dict(d, source=str(path))   # reject bad keys and values early
     return d

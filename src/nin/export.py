@@ -10,7 +10,7 @@ import torch
 
 from nin.errors import NinError
 from nin.inference import Trained
-from nin.train.checkpoint import atomic_write_bytes
+from nin.files import atomic_write_bytes
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 EXPORT_EXTRA = "pip install 'network-in-network[export]' (onnx, onnxscript, onnxruntime)"

@@ -16,8 +16,8 @@ from nin.data.batches import normalize
 from nin.data.sources import dataset_info
 from nin.errors import NinError
 from nin.models.nin import NIN, ModelConfig
-from nin.train.checkpoint import load_weights
-from nin.train.run import PREPROCESS_PREFIX, WEIGHTS_FILE
+from nin.files import PREPROCESS_PREFIX, load_weights
+from nin.rundir import WEIGHTS_FILE
 
 
 @dataclass

@@ -51,8 +51,6 @@ LAYOUTS = {
     ),
 }
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
-
-
 def _official_python_md5s(name: str) -> tuple[dict[str, str], dict[str, str], str]:
     """(train files, test files, archive MD5) of the official python release, as torchvision lists them."""
     from torchvision.datasets import CIFAR10, CIFAR100

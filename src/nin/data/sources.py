@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nin.data import cifar, mnist, preprocess, svhn
+from nin.config import PREPROCESSINGS, VAL_SPLITS
+from nin.data import cifar, identity, mnist, preprocess, svhn
+from nin.data.cache import build_or_reuse
 from nin.data.preprocess import ZcaParams
 from nin.errors import NinError
-from nin.train.checkpoint import atomic_write_json
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DIGITS = tuple(str(i) for i in range(10))
@@ -73,8 +74,6 @@ DATASETS = {
                             "gcn-zca", 4, True),
     "svhn": DatasetInfo("svhn", 3, 32, DIGITS, _UNSET, _UNSET, "lcn", 2, False),
 }
-PREPROCESSINGS = ("none", "gcn-zca", "lcn")
-VAL_SPLITS = ("none", "paper")
 # CIFAR and the MNISTs: the paper's validation set is the last 10,000 training images.
 HOLDOUT = 10_000
 
@@ -93,8 +92,11 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
-def _read_raw(name: str, data_dir: Path, offline: bool) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """split -> (uint8 images (N, C, H, W), int64 labels), straight from the files."""
+def _read_raw(name: str, data_dir: Path, offline: bool,
+              scratch: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (uint8 images (N, C, H, W), int64 labels), straight from the files.
+
+    SVHN's images come memory-mapped from files its reader writes in `scratch`."""
     info = DATASETS[name]
     if name in ("mnist", "fashion-mnist"):
         paths = mnist.locate_idx(name, data_dir, offline)
@@ -104,7 +106,33 @@ def _read_raw(name: str, data_dir: Path, offline: bool) -> dict[str, tuple[np.nd
         train, test = cifar.load_cifar(name, data_dir, offline)
         return {"train": train, "test": test}
     paths = svhn.locate_svhn(data_dir, offline)
-    return {split: svhn.read_svhn_mat(path) for split, path in paths.items()}
+    return {split: svhn.read_svhn_mat(path, scratch) for split, path in paths.items()}
+
+
+class StackedRows:
+    """The rows of several arrays as one array, without copying them (SVHN's train + extra pool).
+
+    Indexing with a slice or an index array gives a new in-memory array of those rows only.
+    """
+
+    def __init__(self, parts: list[np.ndarray]):
+        self.parts = parts
+        self.starts = np.cumsum([0] + [len(p) for p in parts])
+        self.shape = (int(self.starts[-1]), *parts[0].shape[1:])
+        self.dtype = parts[0].dtype
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index) -> np.ndarray:
+        index = np.arange(len(self))[index] if isinstance(index, slice) else np.asarray(index)
+        out = np.empty((len(index), *self.shape[1:]), self.dtype)
+        part_of = np.searchsorted(self.starts, index, side="right") - 1
+        for k, part in enumerate(self.parts):
+            mine = part_of == k
+            if mine.any():
+                out[mine] = part[index[mine] - self.starts[k]]
+        return out
 
 
 def _split_indices(name: str, raw: dict, val_split: str, seed: int) -> tuple[np.ndarray, np.ndarray | None, dict]:
@@ -131,37 +159,31 @@ def _split_indices(name: str, raw: dict, val_split: str, seed: int) -> tuple[np.
             {"val_split": "paper", "rule": f"the last {HOLDOUT} training images"})
 
 
-def _digest(*arrays: np.ndarray) -> str:
+def _digest(*arrays) -> str:
     h = hashlib.sha256()
     for a in arrays:
         h.update(str(a.shape).encode())
-        h.update(np.ascontiguousarray(a).data)
+        for part in a.parts if isinstance(a, StackedRows) else [a]:
+            h.update(np.ascontiguousarray(part).data)
     return h.hexdigest()
 
 
-def _save_npy(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        np.save(f, array)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _as_split(images: np.ndarray, labels: np.ndarray) -> Split:
+    if not images.flags.writeable:   # a read-only memory map (SVHN's reader): torch wants its own copy
+        images = np.array(images)
     return Split(torch.from_numpy(images), torch.from_numpy(np.ascontiguousarray(labels, dtype=np.int64)))
 
 
 def _preprocess_to_cache(folder: Path, method: str, pool_x, pool_y, train_idx, val_idx, test) -> dict:
-    """Preprocess each split into float16 .npy files in `folder`; returns the record (ZCA stats and all)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Preprocess each split into float16 .npy files in `folder` (a new one: see data/cache.py); returns the
+    record (ZCA stats and all)."""
     parts = {"train": train_idx, "val": val_idx}
     record: dict = {"method": method, "dtype": "float16"}
     if method == "gcn-zca":
         train = preprocess.global_contrast_normalize(pool_x[train_idx].reshape(len(train_idx), -1))
         zca = preprocess.fit_zca(train)
-        _save_npy(folder / "zca_mean.npy", zca.mean)
-        _save_npy(folder / "zca_matrix.npy", zca.matrix)
+        np.save(folder / "zca_mean.npy", zca.mean)
+        np.save(folder / "zca_matrix.npy", zca.matrix)
         transform = lambda x: preprocess.gcn_zca_images(x, zca)
         record.update(gcn_scale=preprocess.GCN_SCALE, zca_filter_bias=preprocess.ZCA_FILTER_BIAS,
                       zca_fitted_on="train split")
@@ -174,15 +196,18 @@ def _preprocess_to_cache(folder: Path, method: str, pool_x, pool_y, train_idx, v
     def write(split: str, source_x, index, labels):
         # One float copy at a time: chunks go straight into a float16 file on disk.
         n = len(index) if index is not None else len(source_x)
-        out = np.lib.format.open_memmap(folder / f".{split}_images.npy.tmp", mode="w+", dtype=np.float16,
-                                        shape=(n, *source_x.shape[1:]))
-        for start in range(0, n, 10_000):
-            rows = index[start:start + 10_000] if index is not None else slice(start, start + 10_000)
-            out[start:start + 10_000] = transform(source_x[rows])
-        out.flush()
-        del out
-        os.replace(folder / f".{split}_images.npy.tmp", folder / f"{split}_images.npy")
-        _save_npy(folder / f"{split}_labels.npy", labels)
+        path = folder / f"{split}_images.npy"
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(n, *source_x.shape[1:]))
+        offset = header.offset
+        del header
+        # Plain writes rather than the memory map: written pages then sit in the page cache, not in
+        # this process's resident memory (SVHN's float16 train + extra is 3.7 GB).
+        with open(path, "r+b") as f:
+            f.seek(offset)
+            for start in range(0, n, 10_000):
+                rows = index[start:start + 10_000] if index is not None else slice(start, start + 10_000)
+                f.write(np.ascontiguousarray(transform(source_x[rows]), dtype=np.float16).tobytes())
+        np.save(folder / f"{split}_labels.npy", labels)
 
     for split, index in parts.items():
         if index is not None:
@@ -221,39 +246,48 @@ def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False,
     if method != "none" and info.in_channels != 3:
         raise NinError(f"--preprocess {method} is for the colour data sets; {name} takes --preprocess none")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    raw = _read_raw(name, data_dir, offline)
+    cache_dir = Path(cache_dir or default_cache_dir())
+    if name == "svhn":   # its reader writes the images there, to memory-map them
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    raw = _read_raw(name, data_dir, offline, scratch=cache_dir)
     train_idx, val_idx, record = _split_indices(name, raw, val_split, seed)
+    record["description"] = identity.describe(name, raw["train"], raw["test"])
     test = raw["test"]
-    pool_x, pool_y = (np.concatenate([raw["train"][0], raw["extra"][0]]), np.concatenate([raw["train"][1], raw["extra"][1]])) \
-        if name == "svhn" else raw["train"]
+    if name == "svhn":   # train + extra, without a concatenated copy
+        pool_x, pool_y = StackedRows([raw["train"][0], raw["extra"][0]]), np.concatenate([raw["train"][1],
+                                                                                          raw["extra"][1]])
+    else:
+        pool_x, pool_y = raw["train"]
     del raw
 
     if method == "none":
         if info.mean == _UNSET:
             mean, std = _channel_stats(pool_x[train_idx[:50_000]])
             info = dataclasses.replace(info, mean=mean, std=std)
-        take = lambda index: _as_split(pool_x if len(index) == len(pool_x) else pool_x[index], pool_y[index])
+        take = lambda index: _as_split(pool_x if len(index) == len(pool_x) and isinstance(pool_x, np.ndarray)
+                                       else pool_x[index], pool_y[index])
         return LoadedDataset(info, take(train_idx), take(val_idx) if val_idx is not None else None,
                              _as_split(*test), method, {**record, "preprocess": "none"})
 
     key = _digest(pool_x, pool_y, test[0], test[1], train_idx, val_idx if val_idx is not None else np.zeros(0),
                   np.frombuffer(json.dumps([method, preprocess_constants()]).encode(), np.uint8))
-    folder = Path(cache_dir or default_cache_dir()) / f"{name}-{method}-{key[:16]}"
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():   # meta.json is written last: its presence means the cache is whole
-        try:
-            pre_record = _preprocess_to_cache(folder, method, pool_x, pool_y, train_idx, val_idx, test)
-        except OSError as e:
-            raise NinError(f"{folder}: cannot write the preprocessing cache ({e.strerror}); "
-                           "set NIN_CACHE to a writable folder with a few GB free") from None
-        atomic_write_json(meta_path, {"dataset": name, "key": key, **pre_record})
+    folder = cache_dir / f"{name}-{method}-{key[:16]}"
+    meta = build_or_reuse(folder, lambda tmp: {"dataset": name, "key": key, **_preprocess_to_cache(
+        tmp, method, pool_x, pool_y, train_idx, val_idx, test)})
     del pool_x
     train, val, test_split = _load_cached(folder, val_idx is not None)
-    meta = json.loads(meta_path.read_text())
     zca = ZcaParams(np.load(folder / "zca_mean.npy"), np.load(folder / "zca_matrix.npy")) \
         if method == "gcn-zca" else None
+    meta = {k: v for k, v in meta.items() if k != "arrays"}
     return LoadedDataset(info, train, val, test_split, method, {**record, "preprocess": meta, "cache": str(folder)},
                          zca)
+
+
+def describe_data(name: str, data_dir: Path | None = None, offline: bool = True) -> str:
+    """What the data in data_dir is, recognised from its pixels (see data/identity.py)."""
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    raw = _read_raw(dataset_info(name).name, data_dir, offline)
+    return identity.describe(name, raw["train"], raw["test"])
 
 
 def load_raw_test(name: str, data_dir: Path | None = None, offline: bool = False) -> Split:

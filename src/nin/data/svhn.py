@@ -20,34 +20,37 @@ def _official_md5s() -> dict[str, str]:
 
 # scipy's MATLAB reader is C code that a damaged file can crash (a segmentation fault, found by
 # tests/test_fuzz_loaders.py), and not always: the same file may crash one process and not the
-# next. So a file that is not byte-for-byte an official release (MD5) is parsed in a child process,
-# which hands back plain arrays (.npy, no pickles); a crash there is reported, not suffered.
+# next. So every file is parsed in a child process, which hands back plain arrays (.npy, no
+# pickles); a crash there is reported, not suffered. The child also bounds memory: it writes the
+# images already transposed to (N, 3, 32, 32), a chunk at a time, so the parent memory-maps them
+# instead of holding a second copy (extra_32x32.mat alone is 1.6 GB of pixels).
 _CHILD = """
 import sys
 import numpy as np
 import scipy.io
 mat = scipy.io.loadmat(sys.argv[1], variable_names=["X", "y"])
-np.save(sys.argv[2], np.asarray(mat["X"]), allow_pickle=False)
-np.save(sys.argv[3], np.asarray(mat["y"]), allow_pickle=False)
+x, y = mat["X"], np.asarray(mat["y"])
+np.save(sys.argv[3], y, allow_pickle=False)
+if not (isinstance(x, np.ndarray) and x.ndim == 4 and x.shape[:3] == (32, 32, 3) and x.dtype == np.uint8):
+    sys.exit(f"X has shape {getattr(x, 'shape', '?')} {getattr(x, 'dtype', type(x).__name__)}, expected 32x32x3xN uint8")
+header = np.lib.format.open_memmap(sys.argv[2], mode="w+", dtype=np.uint8, shape=(x.shape[3], 3, 32, 32))
+offset = header.offset
+del header
+with open(sys.argv[2], "r+b") as f:   # plain writes: the page cache, not this process, holds what is written
+    f.seek(offset)
+    for start in range(0, x.shape[3], 8192):
+        f.write(np.ascontiguousarray(x[..., start:start + 8192].transpose(3, 2, 0, 1)).tobytes())
 """
 
 
-def _is_official(path: Path) -> bool:
-    from nin.data.archives import md5sum
-
-    split = next((s for s, name in SPLIT_FILES.items() if name == path.name), None)
-    if split is None or path.stat().st_size < 10_000_000:   # the official files are 60 MB and more
-        return False
-    return md5sum(path) == _official_md5s()[split]
-
-
-def _load_in_child(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _load_in_child(path: Path, scratch: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8 memory-mapped from a scratch file, y as stored)."""
     import subprocess
     import sys
     import tempfile
 
     limit = 60 + 60 * path.stat().st_size // 100_000_000   # a minute, and one more per 100 MB
-    with tempfile.TemporaryDirectory(prefix="nin-svhn-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="nin-svhn-", dir=scratch) as tmp:
         x_path, y_path = Path(tmp) / "x.npy", Path(tmp) / "y.npy"
         try:
             result = subprocess.run([sys.executable, "-c", _CHILD, str(path), str(x_path), str(y_path)],
@@ -59,38 +62,29 @@ def _load_in_child(path: Path) -> tuple[np.ndarray, np.ndarray]:
             how = "crashed the MATLAB reader" if result.returncode < 0 else last
             raise NinError(f"{path}: not a readable SVHN .mat file ({how}); expected MATLAB arrays "
                            "X (32x32x3xN uint8) and y (Nx1): delete it and download it again")
-        return np.load(x_path, allow_pickle=False), np.load(y_path, allow_pickle=False)
+        # The mapping outlives the file's name: the scratch folder goes now, its pages when the array does.
+        return np.load(x_path, mmap_mode="r", allow_pickle=False), np.load(y_path, allow_pickle=False)
 
 
-def read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 3, 32, 32) uint8, labels (N,) int64 with digit 0 as 0) from one .mat file."""
-    import scipy.io
+def read_svhn_mat(path: Path, scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, memory-mapped; labels (N,) int64 with digit 0 as 0) from one .mat file.
 
+    `scratch`: where the child process writes the images (default: the system's temporary folder).
+    """
     path = Path(path)
     if not path.is_file():
         raise NinError(f"{path}: missing; expected an SVHN .mat file")
-    if _is_official(path):
-        try:
-            mat = scipy.io.loadmat(path, variable_names=["X", "y"])
-            x, y = mat["X"], mat["y"]
-        except Exception as e:  # noqa: BLE001 - an official file that fails is a damaged copy
-            raise NinError(f"{path}: not a readable SVHN .mat file ({type(e).__name__}); "
-                           "delete it and download it again") from None
-    else:
-        x, y = _load_in_child(path)
-    if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.dtype != np.uint8:
-        raise NinError(f"{path}: X has shape {getattr(x, 'shape', '?')} {getattr(x, 'dtype', type(x).__name__)}, "
-                       "expected 32x32x3xN uint8")
+    x, y = _load_in_child(path, scratch)
     try:
         labels = np.asarray(y, dtype=np.int64).reshape(-1)
     except (ValueError, TypeError):
         raise NinError(f"{path}: y is not an array of integer labels") from None
-    if len(labels) != x.shape[3]:
-        raise NinError(f"{path}: {x.shape[3]} images but {len(labels)} labels")
+    if len(labels) != len(x):
+        raise NinError(f"{path}: {len(x)} images but {len(labels)} labels")
     if labels.size and (labels.min() < 1 or labels.max() > 10):
         raise NinError(f"{path}: labels outside 1-10 (SVHN writes digit 0 as 10)")
     labels[labels == 10] = 0
-    return np.ascontiguousarray(x.transpose(3, 2, 0, 1)), labels
+    return x, labels
 
 
 def locate_svhn(data_dir: Path, offline: bool) -> dict[str, Path]:

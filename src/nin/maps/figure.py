@@ -59,6 +59,6 @@ def render_rows(rows: list[MapRow], class_names: list[str], top_fraction: float 
 def save_figure(fig, path) -> None:
     """Write a figure as PNG through a temporary file, so a crash never leaves half a picture."""
     from nin.report.plots import png_bytes
-    from nin.train.checkpoint import atomic_write_bytes
+    from nin.files import atomic_write_bytes
 
     atomic_write_bytes(path, png_bytes(fig, dpi=110))

@@ -16,10 +16,9 @@ from nin.inference import load_trained
 from nin.maps.explain import explain
 from nin.maps.figure import render_rows
 from nin.report.plots import confusion_matrix, png_bytes, training_curves
-from nin.train.checkpoint import atomic_write_text
-from nin.train.run import CARD_FILE, CONFIG_FILE, METRICS_FILE
+from nin.files import atomic_write_text
+from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, REPORT_FILE
 
-REPORT_FILE = "report.html"
 MAP_SAMPLES = 8
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from nin.reproduce.experiments import Experiment
 from nin.reproduce.table import render_table
-from nin.train.checkpoint import atomic_write_json, atomic_write_text
+from nin.files import atomic_write_json, atomic_write_text
 
 RECORDS_FILE, TABLE_FILE, NOTES_FILE = "runs.json", "README.md", "notes.md"   # notes.md: written by hand
 # The repository README carries a copy of the table between these lines, kept current by write_results.

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 from pathlib import Path
 
 
 from nin.config import LOCATION_FIELDS, TrainConfig
-from nin.data.sources import default_data_dir, load_raw_test
+from nin.data.sources import default_data_dir, describe_data, load_raw_test
 from nin.errors import NinError
 from nin.provenance import REPO, machine
 from nin.reproduce.experiments import Experiment
-from nin.train.run import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, fit
-
-# sha256 of test_batch.bin as ../shared/tools/make_cifar10_batches.py writes it from the JPEG pack:
-# the way to tell that re-encoding from the official pixels, whose accuracies are the paper's.
-CIFAR10_JPEG_TEST_BATCH_SHA256 = "309e749b8323084cc262f94df1534f19b1776b7e9280773abefd6615879ba7b6"
-DATA_NAMES = {"mnist": "MNIST (original IDX files)", "fashion-mnist": "Fashion-MNIST (original files)",
-              "cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "svhn": "SVHN train + extra"}
-
+from nin.rundir import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, WORK_FILES, resume_changes
+from nin.train.run import fit
 
 def find_data_dir(dataset: str, given: Path | None) -> tuple[Path | None, str | None]:
     """(folder that holds the data set, None) or (None, why not). Never downloads.
@@ -36,15 +29,6 @@ def find_data_dir(dataset: str, given: Path | None) -> tuple[Path | None, str | 
         except NinError as e:
             reasons.append(str(e))
     return None, f"{dataset} data not found ({reasons[0].split('; ')[0]})"   # what is missing, not the advice
-
-
-def describe_data(dataset: str, data_dir: Path) -> str:
-    name = DATA_NAMES.get(dataset, dataset)
-    if dataset == "cifar10":
-        test_batch = data_dir / "cifar-10-batches-bin" / "test_batch.bin"
-        if test_batch.is_file() and hashlib.sha256(test_batch.read_bytes()).hexdigest() == CIFAR10_JPEG_TEST_BATCH_SHA256:
-            return "CIFAR-10 re-encoded as JPEG q75 (../shared; not the official pixels)"
-    return name
 
 
 def run_config(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budget_minutes: float | None,
@@ -66,13 +50,19 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
         card = json.loads((out / CARD_FILE).read_text())
     else:
         resume = same and (out / CHECKPOINT_FILE).is_file()
+        if not same and any((out / name).exists() for name in WORK_FILES):
+            changed = ", ".join(resume_changes(_result_fields(saved) or {}, _result_fields(cfg.to_dict()))) \
+                if saved else "its config.json is missing"
+            raise NinError(f"{out}: holds a run of other settings than configs/{exp.name}.json now gives ({changed}); "
+                           "move that folder away, or pass another --runs-dir")
         log(f"{exp.name} seed {seed}: {'resuming' if resume else 'training'} in {out}")
         card = fit(cfg, resume=resume, log=log)
     last_epoch = card.get("epochs")
     return {
         "experiment": exp.name, "seed": seed, "test_error": card["test_error"], "epochs": last_epoch,
         "wall_seconds": card["wall_seconds"], "short_budget": bool(card.get("stopped_by_time_budget")),
-        "budget_minutes": budget_minutes, "data": describe_data(cfg.dataset, data_dir) + _data_options(cfg),
+        "budget_minutes": budget_minutes,
+        "data": (card.get("data") or describe_data(cfg.dataset, data_dir)) + _data_options(cfg),
         "machine": card.get("machine") or machine(), "commit": card.get("commit") or "unknown (not recorded)",
         "command": command,
         "date": _finished_date(card, out / CARD_FILE),

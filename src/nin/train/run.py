@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import datetime
 import hashlib
-import io
+import json
 import random
 import signal
 import time
@@ -17,17 +16,18 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from nin.config import TrainConfig
+from nin.config import LOCATION_FIELDS, TrainConfig
 from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.sources import LoadedDataset, Split, load_dataset
 from nin.errors import NinError
+from nin.files import PREPROCESS_PREFIX, atomic_write_json, load_checkpoint, save_checkpoint, save_weights
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.provenance import commit, machine
+from nin.rundir import (CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, METRICS_FILE, WEIGHTS_FILE, check_resume,
+                        claim, write_metrics)
 from nin.train.allocator import keep_freed_memory
-from nin.train.checkpoint import (atomic_write_json, atomic_write_text, load_checkpoint, save_checkpoint,
-                                  save_weights)
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.distributed import (Ranks, check_batch_size, evaluate_sharded, gather_objects, init_from_env,
                                    parameters_digest, rank_order, reduce_sums, shutdown)
@@ -35,9 +35,6 @@ from nin.train.loop import EpochProgress, EpochStats, train_one_epoch
 from nin.train.recipes import initialize_, param_groups
 from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, plateau_count, warmup_factor
 
-CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, DATA_FILE = "config.json", "metrics.csv", "checkpoint.pt", "data.json"
-WEIGHTS_FILE, CARD_FILE = "weights.safetensors", "card.json"
-PREPROCESS_PREFIX = "preprocess."   # weights-file tensors that are not model parameters
 INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init looks at
 
 
@@ -68,14 +65,6 @@ def subset(split: Split, n: int | None) -> Split:
     return Split(split.images[:n], split.labels[:n])
 
 
-def write_metrics(path: Path, rows: list[dict]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
-
-
 def weights_meta(cfg: TrainConfig, model: NIN, data: LoadedDataset) -> dict:
     info = data.info
     return {"preset": cfg.preset, "recipe": cfg.recipe, "dataset": info.name, "model_config": model.config.to_dict(),
@@ -103,7 +92,8 @@ def rng_states() -> dict:
 
 
 def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wall_seconds: float,
-                     progress: EpochProgress | None, rank_rngs: list[dict] | None = None) -> dict:
+                     progress: EpochProgress | None, rank_rngs: list[dict] | None = None,
+                     resumes: list[dict] | None = None) -> dict:
     """Everything needed to continue exactly: tensors, numbers, strings, lists and dicts only
     (loadable with torch.load(weights_only=True)). `progress`: how far the unfinished epoch got;
     `rank_rngs`: every rank's random-number states (default: this process's)."""
@@ -112,6 +102,7 @@ def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wa
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epochs_done,
         "epoch_progress": progress.to_state() if progress is not None else None,
         "history": [dict(row) for row in history], "wall_seconds": wall_seconds, "rng_ranks": rank_rngs,
+        "resumes": [dict(r) for r in resumes or []],
     }
 
 
@@ -173,14 +164,19 @@ def graceful_stop():
             signal.signal(sig, handler)
 
 
-def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None) -> dict:
+def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None, overwrite: bool = False) -> dict:
     """Train as `cfg` says (already resolved), writing the run folder; returns the model card.
 
+    The folder must not hold another run (see nin.rundir.claim) unless `overwrite`, and is
+    locked against other processes while this one trains.
     Ctrl-C or SIGTERM saves a checkpoint after the current step and raises TrainingInterrupted.
     """
     ranks = init_from_env(cfg.device)
     commit()   # read now, while the tree is the code that runs; the card is written hours later
+    lock = None
     try:
+        if ranks.is_main:
+            lock = claim(Path(cfg.out), resume, overwrite)
         with graceful_stop() as stop:
             return _fit(cfg, resume, log if ranks.is_main else (lambda *_: None), on_epoch_end, stop, ranks)
     except KeyboardInterrupt:
@@ -189,6 +185,8 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None) ->
                 if checkpoint.is_file() else "no checkpoint had been written yet, so nothing was saved")
         raise TrainingInterrupted(f"interrupted; {kept}") from None
     finally:
+        if lock is not None:
+            lock.release()
         shutdown(ranks)
 
 
@@ -233,13 +231,18 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         torch.manual_seed(cfg.seed + 7919 * ranks.rank)   # each rank its own dropout and augmentation
 
     history: list[dict] = []
+    resumes: list[dict] = []   # each resume that changed a setting: when, and what
     start_epoch, wall_before, partial = 0, 0.0, None
     if resume:
+        saved = TrainConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text())).to_dict() \
+            if (run_dir / CONFIG_FILE).is_file() else cfg.to_dict()
+        changes = check_resume(saved, cfg.to_dict(), run_dir)
         state = load_checkpoint(run_dir / CHECKPOINT_FILE)
         try:
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
+            resumes = [dict(r) for r in state.get("resumes", [])]
             restore_rng_states(state, ranks.rank)
             if state.get("epoch_progress"):
                 partial = EpochProgress(**state["epoch_progress"])
@@ -247,7 +250,10 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             raise NinError(f"{run_dir / CHECKPOINT_FILE}: does not fit this run's model and settings "
                            f"({str(e).splitlines()[0][:160]}); start a new --out instead") from None
         where = f"epoch {start_epoch + 1}" + (f", step {partial.batches_done + 1}" if partial else "")
-        log(f"resuming {run_dir} at {where}")
+        changed = {k: v for k, v in changes.items() if k not in LOCATION_FIELDS}
+        if changed:
+            resumes.append({"at": where, "changed": {k: list(v) for k, v in changed.items()}})
+        log(f"resuming {run_dir} at {where}" + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items()))
     if main:
         remove_stale_temporaries(run_dir)   # left by a run killed while writing
         atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
@@ -257,7 +263,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         rng = gather_objects(rng_states(), ranks)   # every rank takes part; rank 0 writes
         if main:
             save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
-                model, optimizer, epochs_done, history, wall_before + time.perf_counter() - start, progress, rng))
+                model, optimizer, epochs_done, history, wall_before + time.perf_counter() - start, progress, rng,
+                resumes))
 
     steps_per_epoch = len(train.labels) // cfg.batch_size
     if steps_per_epoch == 0:
@@ -316,7 +323,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     if not main:
         return {}
     card = finish(run_dir, cfg, model, data, result, history, bf16, wall_before + time.perf_counter() - start,
-                  budget_hit)
+                  budget_hit, resumes)
     if ranks.enabled:
         card.update(processes=ranks.world, ranks_identical=len(set(digests)) == 1)
         atomic_write_json(run_dir / CARD_FILE, card)
@@ -344,7 +351,7 @@ def reduce_epoch_stats(stats: EpochStats, ranks: Ranks, device: torch.device) ->
 
 
 def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall,
-           stopped_by_budget: bool = False) -> dict:
+           stopped_by_budget: bool = False, resumes: list[dict] | None = None) -> dict:
     save_weights(run_dir / WEIGHTS_FILE, {**model.state_dict(), **preprocess_tensors(data)},
                  weights_meta(cfg, model, data))
     last = history[-1] if history else {}
@@ -361,6 +368,7 @@ def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, res
         "class_names": list(data.info.class_names), "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
         "confusion_matrix": result.confusion.tolist(), "weights": WEIGHTS_FILE,
         "weights_sha256": hashlib.sha256((run_dir / WEIGHTS_FILE).read_bytes()).hexdigest(),
+        "data": data.record.get("description", data.info.name), "resumes": resumes or [],
     }
     atomic_write_json(run_dir / CARD_FILE, card)
     return card

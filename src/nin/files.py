@@ -1,4 +1,4 @@
-"""Files of a run, written atomically; loading never unpickles arbitrary objects."""
+"""Files written atomically (rename over the old one), and weights and checkpoints read without unpickling."""
 
 from __future__ import annotations
 
@@ -61,6 +61,7 @@ def atomic_write_json(path: Path, obj) -> None:
 
 # Weights: safetensors, with the model's description in the metadata so a file stands alone.
 _META_KEY = "nin"
+PREPROCESS_PREFIX = "preprocess."   # weights-file tensors that are not model parameters (the ZCA whitening)
 
 
 def save_weights(path: Path, state_dict: dict[str, torch.Tensor], meta: dict) -> None:

@@ -1,0 +1,122 @@
+"""The run folder: the names of its files, who may write it, and what a resume may change.
+
+A run folder belongs to one run. `claim` takes a lock that dies with its process (flock), so a
+second `nin train` aimed at a folder in use is refused, and a killed run leaves nothing locked;
+a folder that holds another run's files is refused unless the caller passes `overwrite`.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import fcntl
+import io
+import os
+from pathlib import Path
+
+from nin.errors import NinError
+from nin.files import atomic_write_text
+
+CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, DATA_FILE = "config.json", "metrics.csv", "checkpoint.pt", "data.json"
+WEIGHTS_FILE, CARD_FILE, REPORT_FILE = "weights.safetensors", "card.json", "report.html"
+LOCK_FILE = ".lock"
+RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, DATA_FILE, WEIGHTS_FILE, CARD_FILE, REPORT_FILE)
+# The files that hold training's work: a folder with any of them is a run that a new one must not replace.
+WORK_FILES = (CHECKPOINT_FILE, WEIGHTS_FILE, CARD_FILE)
+
+# TrainConfig fields a resume may change: how long to train, and where and how things are shown.
+# Everything else changes the result, so a resume that changes it is refused.
+RESUMABLE_FIELDS = ("epochs", "time_budget_minutes", "checkpoint_every", "progress", "out", "data_dir", "offline",
+                    "cache_dir")
+
+
+def existing_run_files(run_dir: Path) -> list[str]:
+    return [name for name in RUN_FILES if (Path(run_dir) / name).exists()]
+
+
+class RunFolderLock:
+    """An exclusive flock on RUN_DIR/.lock, held until `release` or the process ends."""
+
+    def __init__(self, run_dir: Path):
+        self.path = Path(run_dir) / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise NinError(f"{self.path.parent}: cannot write there ({e.strerror}); choose another --out") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise NinError(f"{self.path.parent}: in use by another nin process (pid {holder}); wait for it "
+                               "to finish, or choose another --out") from None
+            raise NinError(f"{self.path}: cannot lock it ({e.strerror})") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)   # closing drops the flock; the file stays, harmless and unlocked
+            self._fd = None
+
+
+def claim(run_dir: Path, resume: bool, overwrite: bool) -> RunFolderLock:
+    """Lock the folder for this process; refuse it if it holds another run's work (unless `overwrite`).
+
+    With `overwrite` the other run's files are deleted first, so the folder never mixes two runs;
+    so are the files of a run that was killed before it saved a checkpoint (nothing to lose).
+    """
+    run_dir = Path(run_dir)
+    lock = RunFolderLock(run_dir)
+    lock.acquire()
+    try:
+        found = existing_run_files(run_dir)
+        work = [name for name in found if name in WORK_FILES]
+        if resume:
+            if CHECKPOINT_FILE not in found:
+                raise NinError(f"{run_dir / CHECKPOINT_FILE}: no checkpoint there to resume from; start the run "
+                               "with `nin train --out` instead")
+        elif work and not overwrite:
+            state = "a finished run" if CARD_FILE in work else "an unfinished run"
+            way_on = "choose another --out, or pass --overwrite to replace it"
+            if CARD_FILE not in work and CHECKPOINT_FILE in work:
+                way_on = f"continue it with `nin train --resume {run_dir}`, " + way_on
+            raise NinError(f"{run_dir}: holds {state} ({', '.join(work)}); {way_on}")
+        else:   # --overwrite, or a run that died before saving any work: its files go, so nothing mixes
+            for name in found:
+                (run_dir / name).unlink()
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def resume_changes(saved: dict, new: dict) -> dict[str, tuple]:
+    """{field: (saved, new)} for the fields that differ between two TrainConfig dicts."""
+    return {k: (saved.get(k), new.get(k)) for k in sorted(set(saved) | set(new)) if saved.get(k) != new.get(k)}
+
+
+def check_resume(saved: dict, new: dict, run_dir: Path) -> dict[str, tuple]:
+    """The changes a resume makes; refused (one line, every difference) if any would change the result."""
+    changes = resume_changes(saved, new)
+    refused = {k: v for k, v in changes.items() if k not in RESUMABLE_FIELDS}
+    if refused:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
+        raise NinError(f"{run_dir}: --resume would change settings that change the result ({listed}); resume with "
+                       f"the run's own settings (only {', '.join(RESUMABLE_FIELDS[:3])} may change), or start a "
+                       "new --out")
+    return changes
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
