@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from nin.data.augment import random_flip, random_translate
+from nin.data.augment import random_crop, random_flip, random_translate
 from nin.data.preprocess import (GCN_SCALE, ZCA_FILTER_BIAS, apply_zca, fit_zca, gaussian_kernel,
                                  global_contrast_normalize, local_contrast_normalize)
 
@@ -114,3 +114,19 @@ def test_flip_mirrors_about_half():
     flipped = (out[:, 0, 0, 0] == 7).sum().item()
     assert 60 < flipped < 140
     assert all(torch.equal(o, x[0]) or torch.equal(o, x[0].flip(2)) for o in out)
+
+
+def test_random_crop_takes_a_whole_window_of_each_image_at_its_own_place():
+    torch.manual_seed(0)
+    x = torch.arange(64 * 36, dtype=torch.float32).view(64, 1, 6, 6) % 36 + 100 * torch.arange(64).view(64, 1, 1, 1)
+    out = random_crop(x, 4)
+    assert out.shape == (64, 1, 4, 4)
+    corners = []
+    for i in range(64):
+        top_left = int(out[i, 0, 0, 0] - 100 * i)
+        r, c = divmod(top_left, 6)
+        assert 0 <= r <= 2 and 0 <= c <= 2
+        assert torch.equal(out[i, 0], x[i, 0, r:r + 4, c:c + 4])   # a window, not a shuffle of pixels
+        corners.append((r, c))
+    assert len(set(corners)) > 5                                 # each image its own offset
+    assert random_crop(x, 6) is x                                # a crop the size of the image is the image

@@ -148,3 +148,20 @@ def test_sigterm_stops_training_keeping_the_last_checkpoint(tmp_path, mnist_dir)
     state = load_checkpoint(out / "checkpoint.pt")
     # Saved at the step the signal arrived after (or at the epoch's end): never before the first epoch's.
     assert state["epoch"] >= 1
+
+
+def test_small_crop_epochs_train_the_first_epochs_on_smaller_crops(tmp_path, mnist_dir, monkeypatch):
+    import nin.train.run as run
+
+    seen = []
+    original = run.train_one_epoch
+
+    def spy(model, batches, num_batches, optimizer, lr_at, first_step, prepare, augment, *rest, **kw):
+        seen.append(tuple(augment(torch.zeros(2, 1, 28, 28)).shape[2:]) if augment else None)
+        return original(model, batches, num_batches, optimizer, lr_at, first_step, prepare, augment, *rest, **kw)
+
+    monkeypatch.setattr(run, "train_one_epoch", spy)
+    card = fit(small_config(tmp_path, mnist_dir, "crops", epochs=3, augment=True, small_crop_epochs=2,
+                            small_crop_size=20))
+    assert seen == [(20, 20), (20, 20), (28, 28)]   # then the full size, with the usual translation
+    assert card["test_error"] < 90

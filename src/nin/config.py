@@ -91,6 +91,9 @@ class TrainConfig:
                                     choices=PREPROCESSINGS)
     augment: bool = _field(False, "random translations, plus horizontal flips for CIFAR and Fashion-MNIST (never "
                            "for digits)", flag="--augment")
+    small_crop_epochs: int = _field(0, "train the first N epochs on random crops of --small-crop-size pixels "
+                                      "(and flips where --augment flips), which cost less; 0: off", minimum=0)
+    small_crop_size: int = _field(24, "side of the crops of --small-crop-epochs", minimum=8)
     cache_dir: str | None = _field(None, "where preprocessed arrays are cached (default $NIN_CACHE, else "
                                    "~/.cache/nin)")
     out: str | None = _field(None, "run folder (default runs/<dataset>-<preset>-<recipe>)")

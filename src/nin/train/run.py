@@ -213,6 +213,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     # Per-epoch evaluation is on the validation split when there is one; the test set is used once, at the end.
     eval_name, eval_split = ("val", data.val) if data.val is not None else ("test", data.test)
     augment = make_augment(data.info.augment_shift, data.info.augment_flip) if cfg.augment else None
+    # The first --small-crop-epochs train on smaller random crops: fewer pixels, a cheaper step.
+    small_crops = make_augment(0, cfg.augment and data.info.augment_flip, crop=cfg.small_crop_size)
     model = build_for_dataset(cfg, data)
     prepare = make_prepare(data.info.mean, data.info.std, device, channels_last=True)
     # channels-last lets oneDNN / cuDNN run the convolutions without layout changes.
@@ -283,7 +285,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             order = order[partial.batches_done * per_rank_batch:]
         batches = iterate_batches(train.images, train.labels, per_rank_batch, order, drop_last=True)
         stats = train_one_epoch(train_model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
-                                prepare, augment, amp, cfg.label_smoothing, cfg.clip_grad_norm, device, epoch,
+                                prepare, small_crops if epoch < cfg.small_crop_epochs else augment, amp,
+                                cfg.label_smoothing, cfg.clip_grad_norm, device, epoch,
                                 cfg.progress and main, deadline, partial, cfg.checkpoint_every,
                                 lambda progress, epoch=epoch: save(epoch, progress),
                                 should_stop=stop_check(stop, ranks, device))

@@ -1,0 +1,88 @@
+"""The trial log of a study: each trial's run card, config and curve kept in results/trials/, and its table.
+
+A trial is one training run of a study (proxy runs that choose a recipe, one change at a time).
+`record_trial` copies what the run folder says into results/trials/NAME/ with the command that ran
+it; `render_table` makes results/trials/README.md from those records alone, so the table cannot
+drift from them (tests/test_trials.py checks the committed table).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+from nin.errors import NinError
+from nin.files import atomic_write_json, atomic_write_text
+from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE
+
+TRIAL_FILE = "trial.json"
+
+
+def record_trial(run_dir: Path, trials_dir: Path, name: str, study: str, change: str, command: str,
+                 note: str = "") -> Path:
+    """Copy a finished run's card, config and metrics into trials_dir/name with what the trial changed."""
+    run_dir = Path(run_dir)
+    missing = [f for f in (CARD_FILE, CONFIG_FILE, METRICS_FILE) if not (run_dir / f).is_file()]
+    if missing:
+        raise NinError(f"{run_dir}: missing {', '.join(missing)}; record a finished run")
+    target = Path(trials_dir) / name
+    target.mkdir(parents=True, exist_ok=True)
+    for f in (CARD_FILE, CONFIG_FILE, METRICS_FILE):
+        shutil.copyfile(run_dir / f, target / f)
+    atomic_write_json(target / TRIAL_FILE, {"name": name, "study": study, "change": change, "command": command,
+                                            "note": note})
+    return target
+
+
+def load_trials(trials_dir: Path) -> list[dict]:
+    """Every trial record: its trial.json, card and metrics rows."""
+    trials = []
+    for folder in sorted(p for p in Path(trials_dir).iterdir() if (p / TRIAL_FILE).is_file()):
+        with open(folder / METRICS_FILE, newline="") as f:
+            rows = list(csv.DictReader(f))
+        trials.append({**json.loads((folder / TRIAL_FILE).read_text()),
+                       "card": json.loads((folder / CARD_FILE).read_text()), "metrics": rows})
+    return trials
+
+
+def _number(text: str | None) -> str:
+    return f"{float(text):.2f}" if text else "-"
+
+
+def _curve(rows: list[dict], key: str) -> str:
+    return " ".join(f"{float(r[key]):.1f}" for r in rows if r.get(key))
+
+
+def render_table(trials_dir: Path) -> str:
+    """results/trials/README.md: one row per trial, grouped by study, from the records alone.
+
+    Trials choose settings on the validation split, so the table shows no test error (the cards keep it).
+    """
+    lines = ["# Trials", "", "Made by `python tools/record_trial.py` from the records in this folder; do not edit.",
+             ""]
+    trials = load_trials(trials_dir)
+    for study in sorted({t["study"] for t in trials}):
+        lines += [f"## {study}", "",
+                  "| trial | change | epochs | validation accuracy by epoch (%) | last train acc. | last val. acc. | "
+                  "minutes | commit | note |",
+                  "|---|---|---:|---|---:|---:|---:|---|---|"]
+        for t in (t for t in trials if t["study"] == study):
+            card, rows = t["card"], t["metrics"]
+            last = rows[-1]
+            lines.append(
+                f"| {t['name']} | {t['change']} | {card['epochs']} | {_curve(rows, 'val_accuracy')} | "
+                f"{float(last['train_accuracy']):.2f} | {_number(last.get('val_accuracy'))} | "
+                f"{card['wall_seconds'] / 60:.0f} | {card['commit'][:8]} | "
+                f"{t['note']} |")
+        lines.append("")
+        lines += [f"- {t['name']}: `{t['command']}`" for t in trials if t["study"] == study]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_table(trials_dir: Path) -> Path:
+    path = Path(trials_dir) / "README.md"
+    atomic_write_text(path, render_table(trials_dir))
+    return path
