@@ -45,6 +45,9 @@ def main() -> None:
         data = load_dataset("svhn", args.load, offline=True, val_split="paper", cache_dir=args.load / "cache")
         print(f"train {len(data.train):,}, val {len(data.val):,}, test {len(data.test):,} images, "
               f"{data.train.images.dtype}")
+        gb = lambda who: resource.getrusage(who).ru_maxrss / 1024 ** 2
+        print(f"peak RSS: the loading process {gb(resource.RUSAGE_SELF):.2f} GB, "
+              f"its .mat readers (child processes) {gb(resource.RUSAGE_CHILDREN):.2f} GB")
         return
     work = Path(tempfile.mkdtemp(dir=args.work))
     try:

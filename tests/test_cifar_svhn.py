@@ -200,3 +200,18 @@ def test_truncated_binary_batch_via_cli_is_one_line_exit_2(tmp_path, capsys):
                  "--offline", "--preprocess", "none", "--out", str(tmp_path / "run")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "test_batch.bin: 5000 bytes is not a whole number of 3073-byte" in lines[0]
+
+
+def test_stacked_rows_read_like_the_concatenation_without_making_it(tmp_path):
+    from nin.data.sources import StackedRows, _digest
+
+    a = np.arange(1000 * 12, dtype=np.uint8).reshape(1000, 12)
+    b = a[::-1].copy()
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    stacked = StackedRows([np.load(tmp_path / "a.npy", mmap_mode="r"), np.load(tmp_path / "b.npy", mmap_mode="r")])
+    whole = np.concatenate([a, b])
+    index = np.random.default_rng(0).permutation(2000)[:700]
+    assert len(stacked) == 2000 and stacked.shape == whole.shape
+    assert np.array_equal(stacked[index], whole[index]) and np.array_equal(stacked[5:1500], whole[5:1500])
+    assert _digest(stacked) == _digest(whole)   # the cache key does not depend on how the pool is held

@@ -1,4 +1,4 @@
-"""The weights in weights/: loadable by name, integrity-checked, and as good as their cards say."""
+"""The weights in src/nin/weights/: loadable by name, integrity-checked, and as good as their cards say."""
 
 import json
 import os

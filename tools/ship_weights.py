@@ -1,4 +1,4 @@
-"""Copy a finished run's weights into weights/ with a card, so `nin eval NAME` and friends load them.
+"""Copy a finished run's weights into src/nin/weights/ with a card, so `nin eval NAME` and friends load them.
 
     python tools/ship_weights.py RUN_DIR NAME "COMMAND THAT TRAINED IT"
 
@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 def ship(run_dir: Path, name: str, command: str) -> dict:
     card = json.loads((run_dir / "card.json").read_text())
     config = json.loads((run_dir / "config.json").read_text())
-    target = REPO / "weights" / f"{name}.safetensors"
+    target = REPO / "src" / "nin" / "weights" / f"{name}.safetensors"
     target.parent.mkdir(exist_ok=True)
     shutil.copyfile(run_dir / "weights.safetensors", target)
     shipped = {
@@ -33,7 +33,7 @@ def ship(run_dir: Path, name: str, command: str) -> dict:
         "parameters": card["parameters"], "train_wall_seconds": card["wall_seconds"], "command": command,
         "config": {k: v for k, v in config.items() if k not in LOCATION_FIELDS},
     }
-    (REPO / "weights" / f"{name}.json").write_text(json.dumps(shipped, indent=2) + "\n")
+    (target.parent / f"{name}.json").write_text(json.dumps(shipped, indent=2) + "\n")
     return shipped
 
 

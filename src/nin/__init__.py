@@ -1,3 +1,15 @@
-"""Network In Network (Lin, Chen & Yan, 2013) in PyTorch."""
+"""Network In Network (Lin, Chen & Yan, 2013) in PyTorch.
+
+    import nin
+    model, preprocess = nin.load_pretrained("nin-mnist")   # nin.list_pretrained() names them all
+"""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # Imported on first use: `import nin` stays light, and nin.pretrained may import the rest of nin.
+    if name in ("load_pretrained", "list_pretrained"):
+        from nin import pretrained
+        return getattr(pretrained, name)
+    raise AttributeError(f"module 'nin' has no attribute {name!r}")

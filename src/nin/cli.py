@@ -383,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference from PyTorch (fp32)")
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("reproduce", help="run the paper's experiments (configs/) and write results/README.md")
+    p = sub.add_parser("reproduce", help="run the paper's experiments (src/nin/configs/) and write results/README.md")
     p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="experiment names (default: all; see --list)")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..S-1 per experiment (default 1)")
@@ -393,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="folder with the data sets (default $NIN_DATA or ./data, then ../shared/data)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs/reproduce"), help="where run folders go")
     p.add_argument("--results", type=Path, default=Path("results"), help="where runs.json and README.md go")
-    p.add_argument("--configs", type=Path, default=None, help="experiment files (default: the repository's configs/)")
+    p.add_argument("--configs", type=Path, default=None, help="folder of experiment files (default: the package's src/nin/configs/)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(run=cmd_reproduce)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,8 @@ class Trained:
 
 
 def shipped_weights_dir() -> Path:
-    """The repository's weights/ folder (or $NIN_WEIGHTS)."""
-    return Path(os.environ.get("NIN_WEIGHTS") or Path(__file__).resolve().parents[2] / "weights")
+    """The weights shipped in the package (src/nin/weights/, installed with it), or $NIN_WEIGHTS."""
+    return Path(os.environ.get("NIN_WEIGHTS") or str(resources.files("nin") / "weights"))
 
 
 def shipped_names() -> list[str]:

@@ -11,7 +11,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 # What decides a result; edits elsewhere (README, results/ that runs write) do not make a run "uncommitted".
-CODE_PATHS = ("src", "configs", "pyproject.toml")
+CODE_PATHS = ("src", "pyproject.toml")   # src/nin/configs/ included
 
 
 @functools.cache

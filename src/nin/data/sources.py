@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import mmap
 import json
 import os
 from dataclasses import dataclass
@@ -109,10 +110,19 @@ def _read_raw(name: str, data_dir: Path, offline: bool,
     return {split: svhn.read_svhn_mat(path, scratch) for split, path in paths.items()}
 
 
+def release_pages(array) -> None:
+    """Drop a memory-mapped array's pages from this process's resident memory (they stay in the page
+    cache and come back on the next touch); a no-op for other arrays."""
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and hasattr(mapping, "madvise"):
+        mapping.madvise(mmap.MADV_DONTNEED)
+
+
 class StackedRows:
     """The rows of several arrays as one array, without copying them (SVHN's train + extra pool).
 
-    Indexing with a slice or an index array gives a new in-memory array of those rows only.
+    Indexing with a slice or an index array gives a new in-memory array of those rows only; the
+    memory-mapped parts are released after each read, so reading them all never holds them all.
     """
 
     def __init__(self, parts: list[np.ndarray]):
@@ -132,6 +142,7 @@ class StackedRows:
             mine = part_of == k
             if mine.any():
                 out[mine] = part[index[mine] - self.starts[k]]
+                release_pages(part)
         return out
 
 
@@ -164,7 +175,9 @@ def _digest(*arrays) -> str:
     for a in arrays:
         h.update(str(a.shape).encode())
         for part in a.parts if isinstance(a, StackedRows) else [a]:
-            h.update(np.ascontiguousarray(part).data)
+            for start in range(0, len(part), 65_536):   # in slices, so a memory map is never resident whole
+                h.update(np.ascontiguousarray(part[start:start + 65_536]).data)
+                release_pages(part)
     return h.hexdigest()
 
 

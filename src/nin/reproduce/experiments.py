@@ -1,8 +1,9 @@
-"""Experiment files (configs/*.json): a description, the paper's row and number, and TrainConfig fields."""
+"""Experiment files (src/nin/configs/*.json): a description, the paper's row and number, and TrainConfig fields."""
 
 from __future__ import annotations
 
 import json
+from importlib import resources
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,8 @@ class Experiment:
 
 
 def default_configs_dir() -> Path:
-    """The repository's configs/ folder."""
-    return Path(__file__).resolve().parents[3] / "configs"
+    """The experiment files shipped in the package (src/nin/configs/, installed with it)."""
+    return Path(str(resources.files("nin") / "configs"))
 
 
 def load_experiment(path: Path) -> Experiment:

@@ -53,7 +53,7 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
         if not same and any((out / name).exists() for name in WORK_FILES):
             changed = ", ".join(resume_changes(_result_fields(saved) or {}, _result_fields(cfg.to_dict()))) \
                 if saved else "its config.json is missing"
-            raise NinError(f"{out}: holds a run of other settings than configs/{exp.name}.json now gives ({changed}); "
+            raise NinError(f"{out}: holds a run of other settings than the experiment {exp.name} now gives ({changed}); "
                            "move that folder away, or pass another --runs-dir")
         log(f"{exp.name} seed {seed}: {'resuming' if resume else 'training'} in {out}")
         card = fit(cfg, resume=resume, log=log)

@@ -1,0 +1,75 @@
+"""Pretrained models from Python: the model and the preprocessing that goes with its weights.
+
+    import nin
+    model, preprocess = nin.load_pretrained("nin-mnist")
+    logits = model(preprocess(Image.open("digit.png")))
+
+As torchvision's `weights.transforms()`, `preprocess` turns images into exactly what the network
+saw in training (the training size, then per-channel standardisation, or GCN + ZCA whitening with
+the statistics fitted in training for the CIFAR models).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nin.errors import NinError
+from nin.inference import Trained, load_trained, model_inputs, shipped_names
+from nin.models.nin import NIN
+
+
+class Preprocess:
+    """Images -> model input (N, C, H, W) float32, as in training. Callable on a PIL image, a list of
+    them, or uint8 arrays/tensors (C, H, W) or (N, C, H, W) already at the training size."""
+
+    def __init__(self, trained: Trained):
+        self.trained = trained
+        self.size = trained.image_size
+        self.channels = trained.model.config.in_channels
+
+    def __call__(self, images) -> torch.Tensor:
+        if isinstance(images, (list, tuple)):
+            return torch.cat([self(image) for image in images])
+        if hasattr(images, "convert"):   # a PIL image
+            from PIL import Image
+            image = images.convert("L" if self.channels == 1 else "RGB").resize((self.size, self.size),
+                                                                                Image.Resampling.BILINEAR)
+            array = np.array(image, dtype=np.uint8)
+            images = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        batch = torch.as_tensor(np.asarray(images))
+        if batch.ndim == 3:
+            batch = batch[None]
+        if batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[1] != self.channels:
+            raise NinError(f"expected uint8 images ({self.channels}, H, W) or (N, {self.channels}, H, W), "
+                           f"got {batch.dtype} {tuple(batch.shape)}")
+        return model_inputs(self.trained, batch.contiguous())
+
+    def __repr__(self) -> str:
+        return (f"Preprocess({self.trained.meta.get('dataset')}: {self.size}x{self.size}, "
+                f"{self.trained.meta.get('preprocess', 'none')})")
+
+
+def load_pretrained(name: str | Path) -> tuple[NIN, Preprocess]:
+    """(model in eval mode on the CPU, its preprocessing) for a shipped name (see `list_pretrained`),
+    a run folder or a weights.safetensors file. The shipped files are checked against their cards."""
+    trained = load_trained(name)
+    return trained.model, Preprocess(trained)
+
+
+def list_pretrained() -> list[str]:
+    return shipped_names()
+
+
+def build_preset(preset: str, weights: str | Path | None = None) -> NIN:
+    """The paper's architecture `preset`, untrained (weights None) or with those weights, which must be of it."""
+    from nin.models.registry import build_model
+
+    if weights is None:
+        return build_model(preset)
+    trained = load_trained(weights)
+    if trained.meta.get("preset") != preset:
+        raise NinError(f"{weights}: weights of {trained.meta.get('preset')}, not of {preset}")
+    return trained.model
