@@ -130,3 +130,20 @@ def test_random_crop_takes_a_whole_window_of_each_image_at_its_own_place():
         corners.append((r, c))
     assert len(set(corners)) > 5                                 # each image its own offset
     assert random_crop(x, 6) is x                                # a crop the size of the image is the image
+
+
+def test_a_symmetric_matrix_packs_to_its_upper_triangle_and_back():
+    from nin.data.preprocess import pack_symmetric, unpack_symmetric
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(40, 40)).astype(np.float32)
+    matrix = a + a.T
+    packed = pack_symmetric(matrix)
+    assert packed.upper.shape == (820,) and packed.upper.dtype == np.float16 and len(packed.exact_index) == 16
+    assert np.array_equal(unpack_symmetric(pack_symmetric(matrix, 1.0), 40), matrix)   # all exact: lossless
+    restored = unpack_symmetric(packed, 40)
+    assert np.array_equal(restored, restored.T) and np.allclose(restored, matrix, rtol=1e-3, atol=1e-3)
+    largest = np.unravel_index(np.argmax(np.abs(matrix)), matrix.shape)
+    assert restored[largest] == matrix[largest]                                      # the largest kept exactly
+    with pytest.raises(ValueError, match="upper triangle of a 41 x 41"):
+        unpack_symmetric(packed, 41)

@@ -86,6 +86,46 @@ def gcn_zca_images(x: np.ndarray, params: ZcaParams) -> np.ndarray:
     return apply_zca(flat, params).reshape(np.shape(x))
 
 
+# pack_symmetric keeps this fraction of the entries, the largest, exactly (float32).
+EXACT_FRACTION = 0.02
+
+
+@dataclass(frozen=True)
+class PackedSymmetric:
+    """A symmetric matrix in a quarter of its float32 size: its upper triangle (row by row) in float16,
+    with the largest entries kept exactly. Why: CIFAR's ZCA matrix, 3,072 x 3,072, is 38 MB in float32;
+    packed it is 10 MB. Float16 alone moved whitened pixels by up to 0.01 and changed 2-3 of 10,000 test
+    predictions of a CIFAR-10 model; with the largest 2% of entries exact (60% of the weight mass)
+    the change is under 5e-4, below the float16 rounding of the preprocessing cache itself."""
+    upper: np.ndarray         # (n (n + 1) / 2,) float16
+    exact_index: np.ndarray   # (k,) int32: positions in `upper` of the entries kept exactly
+    exact_value: np.ndarray   # (k,) float32
+
+
+def pack_symmetric(matrix: np.ndarray, exact_fraction: float = EXACT_FRACTION) -> PackedSymmetric:
+    rows, cols = np.triu_indices(len(matrix))
+    upper = np.asarray(matrix[rows, cols], dtype=np.float32)
+    k = int(round(len(upper) * exact_fraction))
+    if k >= len(upper):
+        largest = np.arange(len(upper))
+    else:
+        largest = np.sort(np.argpartition(-np.abs(upper), k)[:k])
+    return PackedSymmetric(upper.astype(np.float16), largest.astype(np.int32), upper[largest])
+
+
+def unpack_symmetric(packed: PackedSymmetric, n: int) -> np.ndarray:
+    """The float32 symmetric n x n matrix that `packed` holds (pack_symmetric's inverse, up to float16)."""
+    if len(packed.upper) != n * (n + 1) // 2:
+        raise ValueError(f"{len(packed.upper)} values are not the upper triangle of a {n} x {n} matrix")
+    upper = packed.upper.astype(np.float32)
+    upper[packed.exact_index] = packed.exact_value
+    matrix = np.empty((n, n), dtype=np.float32)
+    rows, cols = np.triu_indices(n)
+    matrix[rows, cols] = upper
+    matrix[cols, rows] = upper
+    return matrix
+
+
 def gaussian_kernel(size: int = LCN_KERNEL_SIZE, sigma: float = LCN_SIGMA) -> np.ndarray:
     """A (size, size) Gaussian normalised to sum 1, centred on the middle pixel."""
     r = np.arange(size) - size // 2
