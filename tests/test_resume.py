@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -47,9 +48,9 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tm
     split = tmp_path / "split"
     rng = random.Random(1234)
     kills = 0
-    # One kill inside a checkpoint write: the test hook slows the write so that the temporary file
-    # is there long enough to be seen; the kill lands between its first and second half.
-    slow = {**env, "NIN_TEST_SLOW_WRITE_SECONDS": "0.5"}
+    # One kill inside a checkpoint write: fault_injection/sitecustomize.py slows the writes so that a
+    # half-written temporary file is there long enough to be seen; the kill lands then.
+    slow = {**env, "NIN_TEST_SLOW_WRITE_SECONDS": "0.5", "PYTHONPATH": str(Path(__file__).parent / "fault_injection")}
     process = subprocess.Popen(train_argv(mnist_dir, split), env=slow, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     assert wait_for(lambda: any(p.name.startswith(".checkpoint.pt.") for p in split.glob(".*.tmp")))

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -19,8 +18,6 @@ from nin.errors import NinError
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
-# Tests set this to widen the window in which a write is half done (see tests/test_resume.py).
-_TEST_SLOW_WRITE = float(os.environ.get("NIN_TEST_SLOW_WRITE_SECONDS") or 0)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -34,11 +31,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)   # mkstemp makes 0600; the final file gets the usual permissions
         with os.fdopen(fd, "wb") as f:
-            if _TEST_SLOW_WRITE:   # fault injection for the kill-during-write test only
-                f.write(data[:len(data) // 2])
-                f.flush()
-                time.sleep(_TEST_SLOW_WRITE)
-                data = data[len(data) // 2:]
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
