@@ -36,30 +36,41 @@ def write_synthetic(folder: Path) -> None:
         del x
 
 
+def peak_rss_gb() -> float:
+    """This process's own peak resident memory (VmHWM). ru_maxrss would not do: after fork and exec it
+    starts from the parent's resident size, so a child of a big parent reports the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024 ** 2
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
-    parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)   # the child process's job
+    parser.add_argument("--load", type=Path, help=argparse.SUPPRESS)    # the child processes' jobs
+    parser.add_argument("--write", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write:
+        write_synthetic(args.write)
+        return
     if args.load:
+        start = time.perf_counter()
         data = load_dataset("svhn", args.load, offline=True, val_split="paper", cache_dir=args.load / "cache")
+        seconds = time.perf_counter() - start
+        readers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
         print(f"train {len(data.train):,}, val {len(data.val):,}, test {len(data.test):,} images, "
-              f"{data.train.images.dtype}")
-        gb = lambda who: resource.getrusage(who).ru_maxrss / 1024 ** 2
-        print(f"peak RSS: the loading process {gb(resource.RUSAGE_SELF):.2f} GB, "
-              f"its .mat readers (child processes) {gb(resource.RUSAGE_CHILDREN):.2f} GB")
+              f"{data.train.images.dtype}; load + split + LCN + cache: {seconds:.0f} s")
+        print(f"peak RSS: the loading process {peak_rss_gb():.2f} GB; its .mat readers (child processes) at "
+              f"most {readers:.2f} GB (an upper bound: it includes the loader's size when each started)")
         return
     work = Path(tempfile.mkdtemp(dir=args.work))
     try:
-        write_synthetic(work)
+        # Both jobs in fresh processes: the writer's memory must not count as the loader's.
+        subprocess.run([sys.executable, __file__, "--write", str(work)], check=True)
         print(f"wrote synthetic SVHN to {work}")
-        # A fresh process, so that its peak memory is the loading's alone.
-        start = time.perf_counter()
         subprocess.run([sys.executable, __file__, "--load", str(work)], check=True)
-        seconds = time.perf_counter() - start
-        peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
-        print(f"load + split + LCN + cache: {seconds:.0f} s; peak RSS {peak_gb:.2f} GB "
-              "(one float16 copy of train + extra is 3.7 GB; float32 would be 7.4 GB)")
+        print("(one float16 copy of train + extra is 3.7 GB; float32 would be 7.4 GB)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
