@@ -49,7 +49,7 @@ def test_summary_other_input_size(capsys):
 @pytest.mark.parametrize("argv, pattern", [
     (["summary", "nin-foo"], "unknown preset 'nin-foo'"),
     (["summary", "nin-mnist", "--input", "3x28x28"], "nin-mnist takes 1 channels"),
-    (["train", "--preset", "nin-foo", "--offline", "--data-dir", "/nonexistent"], "unknown preset"),
+    (["train", "--preset", "nin-foo", "--offline", "--data-dir", "/nonexistent"], "preset (--preset): 'nin-foo' is not one of nin-cifar10"),
     (["train", "--recipe", "slow"], "recipe (--recipe): 'slow' is not one of paper, fast"),
     (["train", "--momentum", "1.5"], "momentum (--momentum): must be below 1, got 1.5"),
     (["train", "--resume", "/nonexistent/run", "--overwrite"], "pass one of them"),

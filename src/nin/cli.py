@@ -56,7 +56,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
     for name, field in FIELDS.items():
         meta, kind = field.metadata, field_kind(name)
-        help_text = meta["help"] + (f" ({', '.join(meta['choices'])})" if meta["choices"] else "")
+        listed = isinstance(meta["choices"], tuple)   # a function's long list (presets) is left to its help
+        help_text = meta["help"] + (f" ({', '.join(meta['choices'])})" if listed else "")
         if kind == "bool":
             p.add_argument(meta["flag"], dest=name, action="store_false" if field.default else "store_true",
                            default=None, help=help_text)

@@ -45,10 +45,16 @@ VAL_SPLITS = ("none", "paper")
 PREPROCESSINGS = ("none", "gcn-zca", "lcn")
 
 
-def _field(default, help: str, *, choices: tuple | None = None, minimum: float | None = None,
+def _preset_names() -> tuple[str, ...]:
+    from nin.models.registry import PRESETS   # only when checked: reading a config needs no model code
+    return tuple(PRESETS)
+
+
+def _field(default, help: str, *, choices=None, minimum: float | None = None,
            above: float | None = None, below: float | None = None, flag: str | None = None):
     """A TrainConfig field with what its flag and its checks need: help text, allowed values, range.
 
+    `choices`: a tuple, or a function that returns one (when the list lives elsewhere).
     `minimum` is allowed, `above` and `below` are not (open bounds). `flag`: for booleans, the
     flag that sets the non-default value (--augment, --no-progress).
     """
@@ -60,7 +66,7 @@ def _field(default, help: str, *, choices: tuple | None = None, minimum: float |
 class TrainConfig:
     dataset: str = _field("fashion-mnist", "data set", choices=DATASET_NAMES)
     preset: str | None = _field(None, "model preset (see `nin summary --help`; default: the paper's model for the "
-                                "data set)")
+                                "data set)", choices=_preset_names)
     recipe: str = _field("fast", "training recipe (see docs, Training recipes)", choices=RECIPES)
     epochs: int | None = _field(None, "epochs (paper recipe: the most; the plateau rule may stop it earlier)",
                                 minimum=1)
@@ -121,9 +127,6 @@ class TrainConfig:
             init=defaults.init if self.init is None else self.init,
             out=self.out or f"runs/{self.dataset}-{preset}-{self.recipe}",
         )
-        from nin.models.registry import PRESETS   # here: the model code is not needed to read a config
-        if cfg.preset not in PRESETS:
-            raise NinError(f"unknown preset {cfg.preset!r}: expected one of {', '.join(PRESETS)}")
         return cfg
 
     def to_dict(self) -> dict:
@@ -163,8 +166,9 @@ def check_values(values: dict, prefix: str) -> None:
             raise NinError(f"{key}: must be {a_kind}, got null")
         if isinstance(value, bool) and kind != "bool" or not isinstance(value, _KINDS[kind]):
             raise NinError(f"{key}: must be {a_kind}, got {value!r} ({type(value).__name__})")
-        if meta["choices"] and value not in meta["choices"]:
-            raise NinError(f"{key}: {value!r} is not one of {', '.join(meta['choices'])}")
+        choices = meta["choices"]() if callable(meta["choices"]) else meta["choices"]
+        if choices and value not in choices:
+            raise NinError(f"{key}: {value!r} is not one of {', '.join(choices)}")
         bounds = [(meta["minimum"], lambda v, b: v >= b, "at least"), (meta["above"], lambda v, b: v > b, "above"),
                   (meta["below"], lambda v, b: v < b, "below")]
         for bound, ok, words in bounds:
