@@ -14,6 +14,7 @@ import io
 import os
 from pathlib import Path
 
+from nin.config import LOCATION_FIELDS
 from nin.errors import NinError
 from nin.files import atomic_write_text
 
@@ -26,8 +27,7 @@ WORK_FILES = (CHECKPOINT_FILE, WEIGHTS_FILE, CARD_FILE)
 
 # TrainConfig fields a resume may change: how long to train, and where and how things are shown.
 # Everything else changes the result, so a resume that changes it is refused.
-RESUMABLE_FIELDS = ("epochs", "time_budget_minutes", "checkpoint_every", "progress", "out", "data_dir", "offline",
-                    "cache_dir")
+RESUMABLE_FIELDS = ("epochs", "time_budget_minutes", "checkpoint_every", *LOCATION_FIELDS)
 
 
 def existing_run_files(run_dir: Path) -> list[str]:
