@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from nin.data import cifar
+from nin.data.registry import dataset_info
 from nin.data.preprocess import apply_zca, fit_zca, global_contrast_normalize
 
 
@@ -25,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     folder = args.data_dir / "cifar-10-batches-bin"
     if folder.is_dir():
-        (images, _), _ = cifar.read_binary_folder(folder, cifar.LAYOUTS["cifar10"], 10)
+        images, _ = cifar.read(dataset_info("cifar10"), folder, "train")
         source = f"CIFAR-10 binary layout in {folder}"
     else:
         images = np.random.default_rng(0).integers(0, 256, (50_000, 3, 32, 32), dtype=np.uint8)

@@ -1,5 +1,6 @@
 """CIFAR-10/100 and SVHN readers on small files written here in the official formats."""
 
+import dataclasses
 import io
 import json
 import os
@@ -129,6 +130,24 @@ def test_binary_archive_with_wrong_md5_is_refused(tmp_path):
     make_tar(tmp_path / "cifar-10-binary.tar.gz", [("cifar-10-batches-bin/test_batch.bin", b"x")])
     with pytest.raises(NinError, match="MD5 .* expected the official c32a1d4ab5d03f1284b67883e8d87530"):
         load_dataset("cifar10", tmp_path, offline=True, preprocess="none")
+
+
+def test_the_presence_check_extracts_nothing_and_the_first_load_extracts_the_archive(tmp_path, monkeypatch):
+    from nin.reproduce.runner import find_data_dir
+
+    write_cifar10_binary(tmp_path / "made" / "cifar-10-batches-bin")
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    archive = data_dir / "cifar-10-binary.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "made" / "cifar-10-batches-bin", arcname="cifar-10-batches-bin")
+    official = dataclasses.replace(cifar.LAYOUTS["cifar10"], binary_archive_md5=md5sum(archive))
+    monkeypatch.setitem(cifar.LAYOUTS, "cifar10", official)
+    assert find_data_dir("cifar10", data_dir) == (data_dir, None)
+    assert sorted(p.name for p in data_dir.iterdir()) == ["cifar-10-binary.tar.gz"]
+    data = load_dataset("cifar10", data_dir, offline=True, preprocess="none")
+    assert len(data.train) == 100 and len(data.test) == 20
+    assert (data_dir / "cifar-10-batches-bin" / "test_batch.bin").is_file()
 
 
 def test_offline_without_files(tmp_path):

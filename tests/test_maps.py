@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from nin.localization.boxes import box_from_heatmap, centred_box, gradient_saliency, iou
+from nin.localization.boxes import centred_box, gradient_saliency, iou
+from nin.maps.locate import box_from_heatmap
 from nin.localization.canvas import make_canvases, tight_box
 from nin.maps.confidence import class_maps, map_peaks, strongest_map, top_fraction, upsample
 from nin.models import build_model

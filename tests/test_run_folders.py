@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from nin.errors import NinError
-from nin.rundir import RunFolderLock, check_resume
+from nin.config import check_resume
+from nin.rundir import RunFolderLock
 
 
 def train_argv(mnist_dir, out, *extra):

@@ -113,19 +113,22 @@ def test_iterate_batches_over_part_of_the_data():
 
 def test_the_data_is_recognised_from_its_pixels_not_its_file_names(cifar10_dir, cifar100_dir, mnist_dir):
     from nin.data import identity
+    from nin.data.registry import DATASETS
     from nin.data.sources import _read_raw
+
+    CIFAR10 = DATASETS["cifar10"]
 
     assert describe_data("cifar100", cifar100_dir) == "CIFAR-100 (official pixels)"
     assert describe_data("mnist", mnist_dir) == "MNIST (official pixels)"
     raw = _read_raw("cifar10", cifar10_dir, offline=True)
     train, test = raw["train"], raw["test"]
-    assert identity.describe("cifar10", train, test) == "CIFAR-10 (official pixels)"
+    assert identity.describe(CIFAR10, train, test) == "CIFAR-10 (official pixels)"
     # Any order of the same images is the same data; one changed pixel or label is not.
     order = np.random.default_rng(0).permutation(len(test[1]))
-    assert identity.describe("cifar10", train, (test[0][order], test[1][order])) == "CIFAR-10 (official pixels)"
+    assert identity.describe(CIFAR10, train, (test[0][order], test[1][order])) == "CIFAR-10 (official pixels)"
     touched = test[0].copy()
     touched[123, 1, 4, 5] ^= 1
-    assert identity.describe("cifar10", train, (touched, test[1])) == f"CIFAR-10 ({identity.UNKNOWN})"
+    assert identity.describe(CIFAR10, train, (touched, test[1])) == f"CIFAR-10 ({identity.UNKNOWN})"
     relabelled = test[1].copy()
     relabelled[7] = (relabelled[7] + 1) % 10
-    assert identity.describe("cifar10", train, (test[0], relabelled)) == f"CIFAR-10 ({identity.UNKNOWN})"
+    assert identity.describe(CIFAR10, train, (test[0], relabelled)) == f"CIFAR-10 ({identity.UNKNOWN})"

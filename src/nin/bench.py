@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
-from nin.data.sources import dataset_info
+from nin.data.registry import dataset_info
 from nin.models.nin import NIN
 from nin.models.registry import build_model
 from nin.models.summary import forward_macs

@@ -7,15 +7,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from nin.data.registry import DATASETS, PREPROCESSINGS, VAL_SPLITS
 from nin.errors import NinError
 
 RECIPES = ("paper", "fast")
 # TrainConfig fields that say where things are or how progress is shown, not what is computed.
 LOCATION_FIELDS = ("out", "data_dir", "offline", "cache_dir", "progress")
 INITS = ("normal", "lsuv")
-# The paper's model for each data set: what `--preset` defaults to.
-DEFAULT_PRESETS = {"mnist": "nin-mnist", "fashion-mnist": "nin-mnist", "cifar10": "nin-cifar10",
-                   "cifar100": "nin-cifar100", "svhn": "nin-svhn"}
+# TrainConfig fields a resume may change: how long to train, and where and how things are shown.
+# Everything else changes the result, so a resume that changes it is refused.
+RESUMABLE_FIELDS = ("epochs", "time_budget_minutes", "checkpoint_every", *LOCATION_FIELDS)
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
@@ -40,9 +41,7 @@ RECIPE_DEFAULTS = {
 }
 
 
-DATASET_NAMES = tuple(DEFAULT_PRESETS)
-VAL_SPLITS = ("none", "paper")
-PREPROCESSINGS = ("none", "gcn-zca", "lcn")
+DATASET_NAMES = tuple(DATASETS)
 
 
 def _preset_names() -> tuple[str, ...]:
@@ -115,7 +114,7 @@ class TrainConfig:
         """A copy with the recipe's defaults filled in and every value checked."""
         check_values(dataclasses.asdict(self), "")
         defaults = RECIPE_DEFAULTS[self.recipe]
-        preset = self.preset or DEFAULT_PRESETS[self.dataset]
+        preset = self.preset or DATASETS[self.dataset].default_preset
         cfg = dataclasses.replace(
             self,
             preset=preset,
@@ -188,3 +187,20 @@ def load_config_file(path: Path) -> dict:
         raise NinError(f"{path}: expected a JSON object of TrainConfig fields")
     TrainConfig.from_dict(d, source=str(path))   # reject bad keys and values early
     return d
+
+
+def resume_changes(saved: dict, new: dict) -> dict[str, tuple]:
+    """{field: (saved, new)} for the fields that differ between two TrainConfig dicts."""
+    return {k: (saved.get(k), new.get(k)) for k in sorted(set(saved) | set(new)) if saved.get(k) != new.get(k)}
+
+
+def check_resume(saved: dict, new: dict, run_dir: Path) -> dict[str, tuple]:
+    """The changes a resume makes; refused (one line, every difference) if any would change the result."""
+    changes = resume_changes(saved, new)
+    refused = {k: v for k, v in changes.items() if k not in RESUMABLE_FIELDS}
+    if refused:
+        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
+        raise NinError(f"{run_dir}: --resume would change settings that change the result ({listed}); resume with "
+                       f"the run's own settings (only {', '.join(RESUMABLE_FIELDS[:3])} may change), or start a "
+                       "new --out")
+    return changes

@@ -14,7 +14,7 @@ import torch
 
 from nin.data import preprocess
 from nin.data.batches import normalize
-from nin.data.sources import dataset_info
+from nin.data.registry import dataset_info
 from nin.errors import NinError
 from nin.models.nin import NIN, ModelConfig
 from nin.files import PREPROCESS_PREFIX, load_weights

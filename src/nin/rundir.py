@@ -1,4 +1,4 @@
-"""The run folder: the names of its files, who may write it, and what a resume may change.
+"""The run folder: the names of its files, who may write it, and its metrics file.
 
 A run folder belongs to one run. `claim` takes a lock that dies with its process (flock), so a
 second `nin train` aimed at a folder in use is refused, and a killed run leaves nothing locked;
@@ -14,7 +14,6 @@ import io
 import os
 from pathlib import Path
 
-from nin.config import LOCATION_FIELDS
 from nin.errors import NinError
 from nin.files import atomic_write_text
 
@@ -24,10 +23,6 @@ LOCK_FILE = ".lock"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, DATA_FILE, WEIGHTS_FILE, CARD_FILE, REPORT_FILE)
 # The files that hold training's work: a folder with any of them is a run that a new one must not replace.
 WORK_FILES = (CHECKPOINT_FILE, WEIGHTS_FILE, CARD_FILE)
-
-# TrainConfig fields a resume may change: how long to train, and where and how things are shown.
-# Everything else changes the result, so a resume that changes it is refused.
-RESUMABLE_FIELDS = ("epochs", "time_budget_minutes", "checkpoint_every", *LOCATION_FIELDS)
 
 
 def existing_run_files(run_dir: Path) -> list[str]:
@@ -95,23 +90,6 @@ def claim(run_dir: Path, resume: bool, overwrite: bool) -> RunFolderLock:
         lock.release()
         raise
     return lock
-
-
-def resume_changes(saved: dict, new: dict) -> dict[str, tuple]:
-    """{field: (saved, new)} for the fields that differ between two TrainConfig dicts."""
-    return {k: (saved.get(k), new.get(k)) for k in sorted(set(saved) | set(new)) if saved.get(k) != new.get(k)}
-
-
-def check_resume(saved: dict, new: dict, run_dir: Path) -> dict[str, tuple]:
-    """The changes a resume makes; refused (one line, every difference) if any would change the result."""
-    changes = resume_changes(saved, new)
-    refused = {k: v for k, v in changes.items() if k not in RESUMABLE_FIELDS}
-    if refused:
-        listed = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in refused.items())
-        raise NinError(f"{run_dir}: --resume would change settings that change the result ({listed}); resume with "
-                       f"the run's own settings (only {', '.join(RESUMABLE_FIELDS[:3])} may change), or start a "
-                       "new --out")
-    return changes
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:

@@ -50,7 +50,7 @@ LAYOUTS = {
         python_archive="cifar-100-python.tar.gz",
     ),
 }
-NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+
 def _official_python_md5s(name: str) -> tuple[dict[str, str], dict[str, str], str]:
     """(train files, test files, archive MD5) of the official python release, as torchvision lists them."""
     from torchvision.datasets import CIFAR10, CIFAR100
@@ -93,21 +93,19 @@ def _concat(parts):
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def read_binary_folder(folder: Path, layout: CifarLayout, num_classes: int):
+def _binary_split(folder: Path, layout: CifarLayout, split: str, num_classes: int):
     missing = [f for f in (*layout.binary_train, layout.binary_test) if not (folder / f).is_file()]
     if missing:
         raise NinError(f"{folder}: missing {', '.join(missing)}; expected the official binary layout "
                        f"({', '.join(layout.binary_train)}, {layout.binary_test})")
-    train = _concat([read_binary_file(folder / f, layout, num_classes) for f in layout.binary_train])
-    test = read_binary_file(folder / layout.binary_test, layout, num_classes)
-    return train, test
+    files = layout.binary_train if split == "train" else (layout.binary_test,)
+    return _concat([read_binary_file(folder / f, layout, num_classes) for f in files])
 
 
-def read_python_folder(folder: Path, name: str, layout: CifarLayout):
+def _python_split(folder: Path, name: str, layout: CifarLayout, split: str):
     train_md5s, test_md5s, _ = _official_python_md5s(name)
-    train = _concat([read_python_file(folder / f, md5, layout.python_label_key) for f, md5 in train_md5s.items()])
-    test = _concat([read_python_file(folder / f, md5, layout.python_label_key) for f, md5 in test_md5s.items()])
-    return train, test
+    md5s = train_md5s if split == "train" else test_md5s
+    return _concat([read_python_file(folder / f, md5, layout.python_label_key) for f, md5 in md5s.items()])
 
 
 def _extract_checked(archive: Path, expected_md5: str, data_dir: Path) -> None:
@@ -118,24 +116,20 @@ def _extract_checked(archive: Path, expected_md5: str, data_dir: Path) -> None:
     safe_extract(archive, data_dir)
 
 
-def load_cifar(name: str, data_dir: Path, offline: bool):
-    """((train images, labels), (test images, labels)) from the first layout found in data_dir.
+def locate(name: str, data_dir: Path, offline: bool) -> Path:
+    """The first of `name`'s binary folder, python folder, binary archive, python archive in data_dir.
 
-    Order: binary folder, python folder, binary archive, python archive; else download
-    the binary archive (no pickle involved) with torchvision's MD5-checked download.
+    Reads and extracts nothing (that is `read`'s work), so it is a cheap presence check. Without
+    any of them, downloads the binary archive (no pickle involved) with torchvision's MD5-checked
+    download, unless `offline`.
     """
-    layout, num_classes = LAYOUTS[name], NUM_CLASSES[name]
-    binary, python = data_dir / layout.binary_folder, data_dir / layout.python_folder
-    if binary.is_dir():
-        return read_binary_folder(binary, layout, num_classes)
-    if python.is_dir():
-        return read_python_folder(python, name, layout)
-    if (data_dir / layout.binary_archive).is_file():
-        _extract_checked(data_dir / layout.binary_archive, layout.binary_archive_md5, data_dir)
-        return read_binary_folder(binary, layout, num_classes)
-    if (data_dir / layout.python_archive).is_file():
-        _extract_checked(data_dir / layout.python_archive, _official_python_md5s(name)[2], data_dir)
-        return read_python_folder(python, name, layout)
+    layout = LAYOUTS[name]
+    for folder in (data_dir / layout.binary_folder, data_dir / layout.python_folder):
+        if folder.is_dir():
+            return folder
+    for archive in (data_dir / layout.binary_archive, data_dir / layout.python_archive):
+        if archive.is_file():
+            return archive
     expected = f"{layout.binary_folder}/, {layout.python_folder}/, {layout.binary_archive} or {layout.python_archive}"
     if offline:
         raise NinError(f"{name}: none of {expected} in {data_dir}; pass --data-dir with the folder that holds "
@@ -148,5 +142,26 @@ def load_cifar(name: str, data_dir: Path, offline: bool):
     except (OSError, RuntimeError) as e:
         raise NinError(f"{name}: download into {data_dir} failed ({str(e).splitlines()[0][:160]}); "
                        f"put {expected} there yourself, or check the network") from None
-    _extract_checked(data_dir / layout.binary_archive, layout.binary_archive_md5, data_dir)
-    return read_binary_folder(binary, layout, num_classes)
+    return data_dir / layout.binary_archive
+
+
+def _unpacked(name: str, located: Path) -> Path:
+    """The folder of a located layout, extracting a checked archive the first time."""
+    if located.is_dir():
+        return located
+    layout = LAYOUTS[name]
+    binary = located.name == layout.binary_archive
+    folder = located.parent / (layout.binary_folder if binary else layout.python_folder)
+    if not folder.is_dir():
+        md5 = layout.binary_archive_md5 if binary else _official_python_md5s(name)[2]
+        _extract_checked(located, md5, located.parent)
+    return folder
+
+
+def read(info, located: Path, split: str, scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(images (N, 3, 32, 32) uint8, labels (N,) int64) of split "train" or "test" of what `locate` found."""
+    layout = LAYOUTS[info.name]
+    folder = _unpacked(info.name, located)
+    if folder.name == layout.binary_folder:
+        return _binary_split(folder, layout, split, info.num_classes)
+    return _python_split(folder, info.name, layout, split)

@@ -6,9 +6,6 @@ import hashlib
 
 import numpy as np
 
-DISPLAY_NAMES = {"mnist": "MNIST", "fashion-mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-                 "svhn": "SVHN train + extra"}
-
 # pixels_fingerprint of (train, test) of the copies we know. Measured on ../shared/data: MNIST's
 # byte-exact IDX files, Debian's original Fashion-MNIST files, the lossless CIFAR packs (checked
 # there against the published images) and the old CIFAR-10 JPEG q75 re-encoding, whose accuracies
@@ -37,9 +34,9 @@ def pixels_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
     return hashlib.sha256(b"".join(digests)).hexdigest()
 
 
-def describe(name: str, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> str:
-    """'CIFAR-10 (official pixels)', 'MNIST (not a known release: ...)' and the like."""
-    if name == "svhn":   # not available offline here: no fingerprint was ever measured
-        return DISPLAY_NAMES[name]
+def describe(info, train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> str:
+    """'CIFAR-10 (official pixels)', 'MNIST (not a known release: ...)' and the like; `info`: its DatasetInfo."""
+    if not info.fingerprinted:
+        return info.display_name
     known = KNOWN_PIXELS.get((pixels_fingerprint(*train), pixels_fingerprint(*test)))
-    return f"{DISPLAY_NAMES[name]} ({known or UNKNOWN})"
+    return f"{info.display_name} ({known or UNKNOWN})"

@@ -58,7 +58,7 @@ def _download_idx(name: str, data_dir: Path) -> Path:
     return data_dir / _TORCHVISION_FOLDER[name] / "raw"
 
 
-def locate_idx(name: str, data_dir: Path, offline: bool) -> dict[str, Path]:
+def locate(name: str, data_dir: Path, offline: bool) -> dict[str, Path]:
     """The paths of the four IDX files of `name`, downloading them unless `offline`."""
     for folder in _idx_folders(name, data_dir):
         found = _all_files(folder)
@@ -89,3 +89,8 @@ def read_idx_split(paths: dict[str, Path], split: str, image_size: int, num_clas
     if labels.size and labels.max() >= num_classes:
         raise NinError(f"{paths[labels_stem]}: label {labels.max()} out of range 0-{num_classes - 1}")
     return images[:, None].copy(), labels.astype(np.int64)
+
+
+def read(info, located: dict[str, Path], split: str, scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One split ("train" or "test") of the IDX files that `locate` found."""
+    return read_idx_split(located, split, info.image_size, info.num_classes)

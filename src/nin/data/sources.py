@@ -13,33 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nin.config import PREPROCESSINGS, VAL_SPLITS
-from nin.data import cifar, identity, mnist, preprocess, svhn
+from nin.data import identity, preprocess, svhn
 from nin.data.cache import build_or_reuse
 from nin.data.preprocess import ZcaParams
+from nin.data.registry import (LAST_10000, MEASURED_WHEN_LOADED, PREPROCESSINGS, VAL_SPLITS, DatasetInfo,
+                               dataset_info)
 from nin.errors import NinError
-
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-DIGITS = tuple(str(i) for i in range(10))
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    in_channels: int
-    image_size: int
-    class_names: tuple[str, ...]
-    # Per-channel mean and std on the 0-1 scale of the training images, for `--preprocess none`.
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    paper_preprocess: str     # what the paper did: none, gcn-zca or lcn
-    augment_shift: int        # --augment: random translation of up to this many pixels
-    augment_flip: bool        # --augment: horizontal flips (never for digits)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
 
 @dataclass(frozen=True)
 class Split:
@@ -61,20 +40,6 @@ class LoadedDataset:
     zca: ZcaParams | None = None   # gcn-zca: the whitening fitted on the training split
 
 
-_UNSET = (0.0,)
-DATASETS = {
-    # MNIST mean/std: ../shared/data/README.md (full training sets).
-    "mnist": DatasetInfo("mnist", 1, 28, DIGITS, (0.1307,), (0.3081,), "none", 2, False),
-    "fashion-mnist": DatasetInfo(
-        "fashion-mnist", 1, 28,
-        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-        (0.2860,), (0.3530,), "none", 2, True),   # clothes are left-right symmetric: flips are fair
-    # For CIFAR and SVHN the mean/std are measured on the training split when loaded.
-    "cifar10": DatasetInfo("cifar10", 3, 32, CIFAR10_CLASSES, _UNSET, _UNSET, "gcn-zca", 4, True),
-    "cifar100": DatasetInfo("cifar100", 3, 32, tuple(f"class {i}" for i in range(100)), _UNSET, _UNSET,
-                            "gcn-zca", 4, True),
-    "svhn": DatasetInfo("svhn", 3, 32, DIGITS, _UNSET, _UNSET, "lcn", 2, False),
-}
 # CIFAR and the MNISTs: the paper's validation set is the last 10,000 training images.
 HOLDOUT = 10_000
 # Images preprocessed at a time: LCN's convolutions need ~0.25 GB per 1,000 images (measured: 2.4 GB
@@ -90,27 +55,20 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("NIN_CACHE") or Path.home() / ".cache" / "nin")
 
 
-def dataset_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise NinError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
-    return DATASETS[name]
+def locate(name: str, data_dir: Path | None = None, offline: bool = True):
+    """Where `name`'s files are in data_dir (NinError if they are not): reads and extracts nothing."""
+    info = dataset_info(name)
+    return info.reader.locate(name, Path(data_dir) if data_dir is not None else default_data_dir(), offline)
 
 
-def _read_raw(name: str, data_dir: Path, offline: bool,
-              scratch: Path | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """split -> (uint8 images (N, C, H, W), int64 labels), straight from the files.
+def _read_raw(name: str, data_dir: Path, offline: bool, scratch: Path | None = None,
+              splits: tuple[str, ...] | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (uint8 images (N, C, H, W), int64 labels), straight from the files; all splits unless `splits`.
 
     SVHN's images come memory-mapped from files its reader writes in `scratch`."""
-    info = DATASETS[name]
-    if name in ("mnist", "fashion-mnist"):
-        paths = mnist.locate_idx(name, data_dir, offline)
-        return {split: mnist.read_idx_split(paths, split, info.image_size, info.num_classes)
-                for split in ("train", "test")}
-    if name in cifar.LAYOUTS:
-        train, test = cifar.load_cifar(name, data_dir, offline)
-        return {"train": train, "test": test}
-    paths = svhn.locate_svhn(data_dir, offline)
-    return {split: svhn.read_svhn_mat(path, scratch) for split, path in paths.items()}
+    info = dataset_info(name)
+    located = info.reader.locate(name, data_dir, offline)
+    return {split: info.reader.read(info, located, split, scratch) for split in splits or info.splits}
 
 
 def release_pages(array) -> None:
@@ -155,7 +113,7 @@ def _split_indices(name: str, raw: dict, val_split: str, seed: int) -> tuple[np.
     The pool is the training images, followed for SVHN by the extra images.
     """
     n_train = len(raw["train"][1])
-    if name == "svhn":
+    if dataset_info(name).validation != LAST_10000:   # SVHN: per class, from train and extra
         n_pool = n_train + len(raw["extra"][1])
         if val_split == "none":
             return np.arange(n_pool), None, {"val_split": "none", "train": "train + extra"}
@@ -264,21 +222,20 @@ def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False,
         raise NinError(f"--preprocess {method} is for the colour data sets; {name} takes --preprocess none")
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     cache_dir = Path(cache_dir or default_cache_dir())
-    if name == "svhn":   # its reader writes the images there, to memory-map them
-        cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(parents=True, exist_ok=True)   # SVHN's reader writes its images there, to memory-map them
     raw = _read_raw(name, data_dir, offline, scratch=cache_dir)
     train_idx, val_idx, record = _split_indices(name, raw, val_split, seed)
-    record["description"] = identity.describe(name, raw["train"], raw["test"])
+    record["description"] = identity.describe(info, raw["train"], raw["test"])
     test = raw["test"]
-    if name == "svhn":   # train + extra, without a concatenated copy
-        pool_x, pool_y = StackedRows([raw["train"][0], raw["extra"][0]]), np.concatenate([raw["train"][1],
-                                                                                          raw["extra"][1]])
+    if len(info.pool) > 1:   # SVHN's train + extra, without a concatenated copy
+        pool_x = StackedRows([raw[split][0] for split in info.pool])
+        pool_y = np.concatenate([raw[split][1] for split in info.pool])
     else:
         pool_x, pool_y = raw["train"]
     del raw
 
     if method == "none":
-        if info.mean == _UNSET:
+        if info.mean == MEASURED_WHEN_LOADED:
             mean, std = _channel_stats(pool_x[train_idx[:50_000]])
             info = dataclasses.replace(info, mean=mean, std=std)
         take = lambda index: _as_split(pool_x if len(index) == len(pool_x) and isinstance(pool_x, np.ndarray)
@@ -303,14 +260,14 @@ def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False,
 def describe_data(name: str, data_dir: Path | None = None, offline: bool = True) -> str:
     """What the data in data_dir is, recognised from its pixels (see data/identity.py)."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    raw = _read_raw(dataset_info(name).name, data_dir, offline)
-    return identity.describe(name, raw["train"], raw["test"])
+    raw = _read_raw(name, data_dir, offline, splits=("train", "test"))
+    return identity.describe(dataset_info(name), raw["train"], raw["test"])
 
 
 def load_raw_test(name: str, data_dir: Path | None = None, offline: bool = False) -> Split:
     """The test split as stored in the files (uint8, no preprocessing): for pictures and new-input paths."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    return _as_split(*_read_raw(dataset_info(name).name, data_dir, offline)["test"])
+    return _as_split(*_read_raw(name, data_dir, offline, splits=("test",))["test"])
 
 
 def preprocess_constants() -> dict:

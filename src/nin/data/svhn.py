@@ -87,7 +87,8 @@ def read_svhn_mat(path: Path, scratch: Path | None = None) -> tuple[np.ndarray, 
     return x, labels
 
 
-def locate_svhn(data_dir: Path, offline: bool) -> dict[str, Path]:
+def locate(name: str, data_dir: Path, offline: bool) -> dict[str, Path]:
+    """The paths of the three .mat files (split -> path), downloading them unless `offline`; reads nothing."""
     for folder in (data_dir, data_dir / "svhn"):
         found = {split: folder / name for split, name in SPLIT_FILES.items()}
         present = [p for p in found.values() if p.is_file()]
@@ -130,3 +131,8 @@ def svhn_validation_indices(train_labels: np.ndarray, extra_labels: np.ndarray, 
         return np.sort(np.concatenate(chosen))
 
     return pick(train_labels, per_class_train), pick(extra_labels, per_class_extra)
+
+
+def read(info, located: dict[str, Path], split: str, scratch: Path | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One split (train, extra or test): its images memory-mapped from a file written in `scratch`."""
+    return read_svhn_mat(located[split], scratch)

@@ -15,10 +15,12 @@ import numpy as np
 import torch
 
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
-from nin.data.sources import dataset_info, load_dataset
-from nin.localization.boxes import DEFAULT_THRESHOLD, box_from_heatmap, centred_box, gradient_saliency, iou
+from nin.data.registry import dataset_info
+from nin.data.sources import load_dataset
+from nin.localization.boxes import centred_box, gradient_saliency, iou
 from nin.localization.canvas import Canvases, make_canvases
 from nin.maps.confidence import class_maps, upsample
+from nin.maps.locate import DEFAULT_THRESHOLD, box_from_heatmap
 from nin.models.registry import build_model
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import train_one_epoch

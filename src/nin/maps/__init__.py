@@ -1,1 +1,1 @@
-"""Class confidence maps: the maths (confidence.py) and their pictures (figure.py)."""
+"""Class confidence maps: the maths (confidence.py), boxes from them (locate.py), their pictures (figure.py)."""

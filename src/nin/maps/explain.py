@@ -7,9 +7,9 @@ import torch
 
 from nin.errors import NinError
 from nin.inference import Trained, model_inputs
-from nin.localization.boxes import DEFAULT_THRESHOLD, box_from_heatmap
 from nin.maps.confidence import class_maps, top_fraction, upsample
 from nin.maps.figure import MapRow
+from nin.maps.locate import DEFAULT_THRESHOLD, box_from_heatmap
 
 
 def explain(trained: Trained, images: torch.Tensor, labels: list[int | None], top_k: int | None = None,

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import matplotlib
+import numpy as np
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")   # files only: no display needed
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.patches import Rectangle  # noqa: E402
+from nin.files import atomic_write_bytes
+from nin.pictures import plt, png_bytes
 
 TRUE_COLOUR, PRED_COLOUR, WRONG_COLOUR = "tab:green", "tab:blue", "tab:red"
 
@@ -58,7 +57,4 @@ def render_rows(rows: list[MapRow], class_names: list[str], top_fraction: float 
 
 def save_figure(fig, path) -> None:
     """Write a figure as PNG through a temporary file, so a crash never leaves half a picture."""
-    from nin.report.plots import png_bytes
-    from nin.files import atomic_write_bytes
-
     atomic_write_bytes(path, png_bytes(fig, dpi=110))

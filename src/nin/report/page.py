@@ -15,7 +15,8 @@ from nin.errors import NinError
 from nin.inference import load_trained
 from nin.maps.explain import explain
 from nin.maps.figure import render_rows
-from nin.report.plots import confusion_matrix, png_bytes, training_curves
+from nin.pictures import png_bytes
+from nin.report.plots import confusion_matrix, training_curves
 from nin.files import atomic_write_text
 from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, REPORT_FILE
 

@@ -6,17 +6,17 @@ import datetime
 import json
 from pathlib import Path
 
-
-from nin.config import LOCATION_FIELDS, TrainConfig
-from nin.data.sources import default_data_dir, describe_data, load_raw_test
+from nin.config import LOCATION_FIELDS, TrainConfig, resume_changes
+from nin.data.sources import default_data_dir, describe_data, locate
 from nin.errors import NinError
 from nin.provenance import REPO, machine
 from nin.reproduce.experiments import Experiment
-from nin.rundir import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, WORK_FILES, resume_changes
+from nin.rundir import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, WORK_FILES
 from nin.train.run import fit
 
+
 def find_data_dir(dataset: str, given: Path | None) -> tuple[Path | None, str | None]:
-    """(folder that holds the data set, None) or (None, why not). Never downloads.
+    """(folder that holds the data set, None) or (None, why not). Never downloads, reads or extracts.
 
     Without --data-dir: $NIN_DATA (else ./data), then ../shared/data beside the repository.
     """
@@ -24,7 +24,7 @@ def find_data_dir(dataset: str, given: Path | None) -> tuple[Path | None, str | 
     reasons = []
     for folder in candidates:
         try:
-            load_raw_test(dataset, folder, offline=True)
+            locate(dataset, folder, offline=True)
             return folder, None
         except NinError as e:
             reasons.append(str(e))

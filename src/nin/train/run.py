@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from nin.config import LOCATION_FIELDS, TrainConfig
+from nin.config import LOCATION_FIELDS, TrainConfig, check_resume
 from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.preprocess import pack_symmetric
@@ -26,8 +26,8 @@ from nin.files import PREPROCESS_PREFIX, atomic_write_json, load_checkpoint, sav
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.provenance import commit, machine
-from nin.rundir import (CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, METRICS_FILE, WEIGHTS_FILE, check_resume,
-                        claim, write_metrics)
+from nin.rundir import (CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, METRICS_FILE, WEIGHTS_FILE, claim,
+                        write_metrics)
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.distributed import (Ranks, check_batch_size, evaluate_sharded, gather_objects, init_from_env,
