@@ -5,8 +5,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 
 def test_torchrun_two_processes_agree_and_evaluation_counts_each_image_once(mnist_dir, tmp_path):
     out = tmp_path / "ddp"

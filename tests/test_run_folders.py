@@ -130,7 +130,7 @@ def test_the_lock_is_exclusive_between_processes_and_released_on_close(tmp_path)
     lock = RunFolderLock(tmp_path)
     lock.acquire()
     probe = [sys.executable, "-c", "import sys; from nin.rundir import RunFolderLock; "
-             f"RunFolderLock(sys.argv[1]).acquire()", str(tmp_path)]
+             "RunFolderLock(sys.argv[1]).acquire()", str(tmp_path)]
     held = subprocess.run(probe, capture_output=True, text=True)
     assert held.returncode != 0 and "in use by another nin process" in held.stderr
     lock.release()

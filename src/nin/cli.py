@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
-import json
 import sys
 from pathlib import Path
 
@@ -108,21 +106,12 @@ def cmd_train(args) -> int:
 
 def _load_images(paths: list[Path], trained, native_size: bool) -> tuple[list, list[Path]]:
     """Each readable image as a uint8 tensor (1, C, H, W); one error line per unreadable file."""
-    import torch
+    from nin.inference import read_images
 
-    from nin.images import load_image
-
-    channels = trained.model.config.in_channels
-    # gcn-zca whitens per pixel, so those models always take their training size.
-    size = None if native_size and trained.meta.get("preprocess") != "gcn-zca" else trained.image_size
-    loaded, failed = [], []
-    for path in paths:
-        try:
-            loaded.append((path, torch.from_numpy(load_image(path, channels, size))[None]))
-        except NinError as e:
-            print(f"error: {e}", file=sys.stderr)
-            failed.append(path)
-    return loaded, failed
+    loaded, failed = read_images(paths, trained, native_size)
+    for _, error in failed:
+        print(f"error: {error}", file=sys.stderr)
+    return loaded, [path for path, _ in failed]
 
 
 def cmd_predict(args) -> int:
@@ -220,27 +209,17 @@ def cmd_localize(args) -> int:
 # ---------------------------------------------------------------- eval
 
 def cmd_eval(args) -> int:
-    from nin.data.batches import make_prepare
-    from nin.data.sources import load_dataset
-    from nin.inference import load_trained, meta_dataset, to_device
+    from nin.data.registry import dataset_info
+    from nin.evaluate import evaluate_on_test
     from nin.files import atomic_write_json
-    from nin.train.device import autocast, resolve_device, use_bf16
-    from nin.train.loop import evaluate
+    from nin.inference import load_trained
 
     trained = load_trained(args.checkpoint)
-    model, meta = trained.model, trained.meta
-    name = meta_dataset(meta, args.dataset)
-    # The same splits and preprocessing as in training (ZCA is fitted on the training split).
-    data = load_dataset(name, args.data_dir, args.offline, meta.get("val_split", "none"), meta.get("preprocess"),
-                        meta.get("seed", 0), args.cache_dir)
-    device = resolve_device(args.device)
-    model = to_device(model, device)
-    prepare = make_prepare(tuple(meta["mean"]), tuple(meta["std"]), device, channels_last=True)
-    amp = autocast(device, use_bf16(device, args.precision))
-    result = evaluate(model, data.test.images, data.test.labels, args.batch_size, prepare, amp, device,
-                      data.info.num_classes)
-    names = data.info.class_names
-    print(f"{name} test set, {len(data.test.labels)} images: error {result.error:.2f}% (accuracy {result.accuracy:.2f}%)")
+    evaluation = evaluate_on_test(trained, args.dataset, args.data_dir, args.offline, args.device, args.precision,
+                                  args.batch_size)
+    result, names = evaluation.result, dataset_info(evaluation.dataset).class_names
+    print(f"{evaluation.dataset} test set, {len(evaluation.predicted)} images: error {result.error:.2f}% "
+          f"(accuracy {result.accuracy:.2f}%)")
     print("per-class accuracy:")
     for cls, acc in zip(names, result.per_class_accuracy()):
         print(f"  {cls:<12} {acc:6.2f}%")
@@ -249,7 +228,7 @@ def cmd_eval(args) -> int:
         print("  " + " ".join(f"{v:5d}" for v in row))
     if args.json:
         atomic_write_json(args.json, {
-            "dataset": name, "checkpoint": str(args.checkpoint), "images": len(data.test.labels),
+            "dataset": evaluation.dataset, "checkpoint": str(args.checkpoint), "images": len(evaluation.predicted),
             "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
             "test_loss": round(result.loss, 6), "class_names": list(names),
             "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
@@ -262,8 +241,7 @@ def cmd_eval(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from nin.reproduce.experiments import load_experiments
-    from nin.reproduce.results import load_records, merge, write_results
-    from nin.reproduce.runner import find_data_dir, run_experiment
+    from nin.reproduce.runner import reproduce
 
     experiments = load_experiments(args.configs)
     if args.list:
@@ -277,26 +255,8 @@ def cmd_reproduce(args) -> int:
                        "(see `nin reproduce --list`)")
     if args.seeds < 1:
         raise NinError(f"--seeds must be at least 1, got {args.seeds}")
-    records, not_run = load_records(args.results), {}
-    readme = args.results.resolve().parent / "README.md"   # updated only where it has the table's markers
-    locate = functools.cache(lambda dataset: find_data_dir(dataset, args.data_dir))   # one probe per data set
-    for name in chosen:
-        exp = experiments[name]
-        data_dir, reason = locate(exp.train["dataset"])
-        if data_dir is None:
-            print(f"{name}: not run: {reason}", file=sys.stderr)
-            not_run[name] = reason
-            continue
-        command = f"nin reproduce {name} --seeds {args.seeds}" + \
-            (f" --budget-minutes {args.budget_minutes:g}" if args.budget_minutes else "")
-        new = [run_experiment(exp, seed, args.runs_dir, data_dir, args.budget_minutes, command, args.progress)
-               for seed in range(args.seeds)]
-        records = merge(records, new)
-        write_results(args.results, experiments, records, not_run, readme)   # after each experiment: nothing is lost
-    for name, exp in experiments.items():   # rows never run say why: the data is missing, or only not run yet
-        if name not in not_run and not any(r["experiment"] == name for r in records):
-            not_run[name] = locate(exp.train["dataset"])[1] or "the data is here; not run yet (see results/notes.md)"
-    print(write_results(args.results, experiments, records, not_run, readme))
+    print(reproduce(experiments, chosen, args.seeds, args.runs_dir, args.data_dir, args.budget_minutes, args.results,
+                    args.progress))
     print(f"\nwritten: {args.results / 'README.md'}")
     return 0
 
@@ -340,7 +300,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the data set files")
     p.add_argument("--offline", action="store_true", help="never touch the network")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
-    p.add_argument("--cache-dir", type=Path, default=None, help="preprocessed arrays (default $NIN_CACHE, else ~/.cache/nin)")
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--device", default="auto")

@@ -116,6 +116,27 @@ def model_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(preprocess.local_contrast_normalize(x))
 
 
+def input_size(trained: Trained, native_size: bool) -> int | None:
+    """The side new images are resized to: the training size, or None (as they are) with `native_size`,
+    except for gcn-zca models, whose whitening is per pixel of the training size."""
+    return None if native_size and trained.meta.get("preprocess") != "gcn-zca" else trained.image_size
+
+
+def read_images(paths: list[Path], trained: Trained, native_size: bool = False
+                ) -> tuple[list[tuple[Path, torch.Tensor]], list[tuple[Path, NinError]]]:
+    """(readable images as uint8 tensors (1, C, H, W) with their paths, unreadable paths with why)."""
+    from nin.images import load_image
+
+    size = input_size(trained, native_size)
+    loaded, failed = [], []
+    for path in paths:
+        try:
+            loaded.append((path, torch.from_numpy(load_image(path, trained.model.config.in_channels, size))[None]))
+        except NinError as e:
+            failed.append((path, e))
+    return loaded, failed
+
+
 def meta_dataset(meta: dict, requested: str | None) -> str:
     """The data set to evaluate on: the one asked for, else the one trained on; checked for shape."""
     name = requested or meta.get("dataset")

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nin.data.registry import dataset_info
 from nin.errors import NinError
 from nin.inference import Trained, load_trained, model_inputs, shipped_names
 from nin.models.nin import NIN
@@ -34,11 +35,8 @@ class Preprocess:
         if isinstance(images, (list, tuple)):
             return torch.cat([self(image) for image in images])
         if hasattr(images, "convert"):   # a PIL image
-            from PIL import Image
-            image = images.convert("L" if self.channels == 1 else "RGB").resize((self.size, self.size),
-                                                                                Image.Resampling.BILINEAR)
-            array = np.array(image, dtype=np.uint8)
-            images = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+            from nin.images import to_array
+            images = to_array(images, self.channels, self.size)
         batch = torch.as_tensor(np.asarray(images))
         if batch.ndim == 3:
             batch = batch[None]
@@ -73,3 +71,24 @@ def build_preset(preset: str, weights: str | Path | None = None) -> NIN:
     if trained.meta.get("preset") != preset:
         raise NinError(f"{weights}: weights of {trained.meta.get('preset')}, not of {preset}")
     return trained.model
+
+
+# The repository README carries the table between these lines (tools/ship_weights.py writes it).
+PRETRAINED_BEGIN = ("<!-- pretrained table: written by tools/ship_weights.py from src/nin/weights/*.json; "
+                    "do not edit by hand -->")
+PRETRAINED_END = "<!-- end of pretrained table -->"
+
+
+def pretrained_table(cards: list[dict]) -> str:
+    """The README's table of shipped models, made from their cards (src/nin/weights/*.json) alone."""
+    lines = ["| name | data | recipe | epochs | test error | training time | size | command |",
+             "|---|---|---|---:|---:|---:|---:|---|"]
+    for card in sorted(cards, key=lambda c: c["name"]):
+        config = card.get("config", {})
+        recipe = card["recipe"] + (", augmented" if card.get("augment") else "") + \
+            (f", dropout {config['dropout']:g}" if config.get("dropout") is not None else "")
+        commit = f" (commit {card['commit'][:7]})" if card.get("commit") else ""
+        lines.append(f"| {card['name']} | {card.get('data') or dataset_info(card['dataset']).display_name} | {recipe} | {card['epochs']:g} | "
+                     f"{card['test_error']:.2f}% | {card['train_wall_seconds'] / 60:.0f} min | "
+                     f"{card['bytes'] / 1e6:.1f} MB | `{card['command']}`{commit} |")
+    return "\n".join(lines)

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nin.config import RECIPE_DEFAULTS
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.registry import dataset_info
 from nin.data.sources import load_dataset
@@ -23,7 +24,7 @@ from nin.maps.confidence import class_maps, upsample
 from nin.maps.locate import DEFAULT_THRESHOLD, box_from_heatmap
 from nin.models.registry import build_model
 from nin.train.device import autocast, resolve_device, use_bf16
-from nin.train.loop import train_one_epoch
+from nin.train.loop import StepOptions, train_one_epoch
 from nin.train.recipes import initialize_, param_groups
 from nin.train.schedule import one_cycle_lr
 
@@ -55,15 +56,17 @@ def train_on_canvases(cfg: LocalizeConfig, train: Canvases, device: torch.device
     prepare = make_prepare(info.mean, info.std, device, channels_last=True)
     images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     initialize_(model, "lsuv", sample=prepare(images[:256].to(device)))
-    optimizer = torch.optim.SGD(param_groups(model, "fast", 5e-4), lr=cfg.lr, momentum=0.9, nesterov=True)
-    amp = autocast(device, use_bf16(device, "auto"))
+    recipe = RECIPE_DEFAULTS["fast"]
+    optimizer = torch.optim.SGD(param_groups(model, "fast", recipe.weight_decay), lr=cfg.lr, momentum=0.9,
+                                nesterov=True)
+    step = StepOptions.for_recipe("fast", prepare, autocast(device, use_bf16(device, "auto")), device)
     steps = len(labels) // cfg.batch_size
     total = cfg.epochs * steps
     for epoch in range(cfg.epochs):
         order = shuffle_order(len(labels), cfg.seed, epoch)
         stats = train_one_epoch(model, iterate_batches(images, labels, cfg.batch_size, order, drop_last=True), steps,
                                 optimizer, lambda s: one_cycle_lr(s, total, cfg.lr, total // 10), epoch * steps,
-                                prepare, None, amp, 0.1, 1.0, device, epoch, cfg.progress)
+                                step, epoch, progress=cfg.progress)
         log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% "
             f"({stats.images_per_second:.0f} img/s)")
     return model.eval(), prepare

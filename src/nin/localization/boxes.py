@@ -5,7 +5,6 @@ Boxes are (x0, y0, x1, y1) in pixels, as in `nin.maps.locate`.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 def iou(a, b) -> float:

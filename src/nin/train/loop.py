@@ -12,6 +12,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
+from nin.config import RECIPE_DEFAULTS
 from nin.errors import NinError
 from nin.train.recipes import set_lr
 
@@ -53,6 +54,23 @@ class EvalResult:
 Prepare = Callable[[torch.Tensor], torch.Tensor]   # uint8 batch on the device -> model input
 
 
+@dataclass(frozen=True)
+class StepOptions:
+    """What every training step does around the forward and backward pass."""
+    prepare: Prepare              # uint8 batch on the device -> model input
+    autocast: object              # bf16 autocast, or a null context
+    device: torch.device
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    label_smoothing: float = 0.0
+    clip_grad_norm: float = 0.0   # 0: no clipping
+
+    @classmethod
+    def for_recipe(cls, recipe: str, prepare: Prepare, autocast, device: torch.device, augment=None) -> StepOptions:
+        """The step of a recipe as RECIPE_DEFAULTS sets it (what the benchmarks measure)."""
+        defaults = RECIPE_DEFAULTS[recipe]
+        return cls(prepare, autocast, device, augment, defaults.label_smoothing, defaults.clip_grad_norm)
+
+
 @dataclass
 class EpochProgress:
     """How far an epoch got: what a mid-epoch checkpoint needs to continue it exactly."""
@@ -68,10 +86,9 @@ class EpochProgress:
 
 
 def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at: Callable[[int], float],
-                    first_step: int, prepare: Prepare, augment, autocast, label_smoothing: float, clip_grad_norm: float,
-                    device: torch.device, epoch: int, progress: bool, deadline: float | None = None,
-                    resume_from: EpochProgress | None = None, checkpoint_every: int = 0,
-                    on_checkpoint: Callable[[EpochProgress], None] | None = None,
+                    first_step: int, step: StepOptions, epoch: int, *, progress: bool = False,
+                    deadline: float | None = None, resume_from: EpochProgress | None = None,
+                    checkpoint_every: int = 0, on_checkpoint: Callable[[EpochProgress], None] | None = None,
                     should_stop: Callable[[], bool] | None = None) -> EpochStats:
     """Train over `batches`; `lr_at(global_step)` gives each step's learning rate before scaling.
 
@@ -81,6 +98,7 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
     `should_stop()` true after a step: checkpoint there (if there is `on_checkpoint`), then KeyboardInterrupt.
     """
     model.train()
+    device = step.device
     done = resume_from.batches_done if resume_from else 0
     loss_sum = resume_from.loss_sum.to(device) if resume_from else torch.zeros((), device=device)
     correct = torch.tensor(resume_from.correct if resume_from else 0, dtype=torch.int64, device=device)
@@ -95,20 +113,19 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
     start = time.perf_counter()
     stopped = False
     for i, (images, labels) in enumerate(batches, start=done):
-        step = first_step + i
-        lr = lr_at(step)
+        lr = lr_at(first_step + i)
         set_lr(optimizer, lr)
-        images = prepare(images.to(device, non_blocking=True))
-        if augment is not None:
-            images = augment(images)
+        images = step.prepare(images.to(device, non_blocking=True))
+        if step.augment is not None:
+            images = step.augment(images)
         labels = labels.to(device, non_blocking=True)
-        with autocast:
+        with step.autocast:
             logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=step.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm, foreach=True)
+        if step.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), step.clip_grad_norm, foreach=True)
         optimizer.step()
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(dim=1) == labels).sum()
@@ -116,7 +133,7 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
         if (i + 1) % sync_every == 0 or i + 1 == num_batches:
             running = loss_sum.item() / seen
             if not math.isfinite(running):
-                raise NonFiniteLoss(f"the training loss became {running} in epoch {epoch + 1} at step {step + 1} "
+                raise NonFiniteLoss(f"the training loss became {running} in epoch {epoch + 1} at step {first_step + i + 1} "
                                     "(around here); lower --lr; the last checkpoint is untouched")
             if progress and ((i + 1) % 10 == 0 or i + 1 == num_batches):
                 elapsed = time.perf_counter() - start + seconds_before
@@ -151,11 +168,15 @@ def predict_logits(model, images: torch.Tensor, batch_size: int, prepare: Prepar
     return torch.cat(out) if out else torch.empty(0)
 
 
-def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int, prepare: Prepare, autocast,
-             device: torch.device, num_classes: int) -> EvalResult:
-    logits = predict_logits(model, images, batch_size, prepare, autocast, device).cpu()
+def score(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> EvalResult:
+    """Loss, accuracy and confusion matrix of fp32 logits (N, num_classes) against labels (N,)."""
     loss = F.cross_entropy(logits, labels).item() if len(labels) else float("nan")
     predicted = logits.argmax(dim=1)
     confusion = torch.bincount(labels * num_classes + predicted, minlength=num_classes ** 2).view(num_classes, num_classes)
     accuracy = 100.0 * (predicted == labels).float().mean().item() if len(labels) else float("nan")
     return EvalResult(loss, accuracy, confusion)
+
+
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int, prepare: Prepare, autocast,
+             device: torch.device, num_classes: int) -> EvalResult:
+    return score(predict_logits(model, images, batch_size, prepare, autocast, device).cpu(), labels, num_classes)

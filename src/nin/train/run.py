@@ -10,6 +10,7 @@ import json
 import random
 import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,8 @@ from nin.rundir import (CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, METR
                         write_metrics)
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
-from nin.train.distributed import (Ranks, check_batch_size, evaluate_sharded, gather_objects, init_from_env,
-                                   parameters_digest, rank_order, reduce_sums, shutdown)
-from nin.train.loop import EpochProgress, EpochStats, train_one_epoch
+from nin.train.distributed import Ranks
+from nin.train.loop import EpochProgress, StepOptions, train_one_epoch
 from nin.train.recipes import initialize_, param_groups
 from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, plateau_count, warmup_factor
 
@@ -173,8 +173,10 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None, ov
     The folder must not hold another run (see nin.rundir.claim) unless `overwrite`, and is
     locked against other processes while this one trains.
     Ctrl-C or SIGTERM saves a checkpoint after the current step and raises TrainingInterrupted.
+    `on_epoch_end(epoch)` is called after each epoch's checkpoint is written.
+    Under torchrun every rank runs this; only rank 0 writes files and logs.
     """
-    ranks = init_from_env(cfg.device)
+    ranks = Ranks.from_env(resolve_device(cfg.device))
     commit()   # read now, while the tree is the code that runs; the card is written hours later
     lock = None
     try:
@@ -190,34 +192,39 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None, ov
     finally:
         if lock is not None:
             lock.release()
-        shutdown(ranks)
+        ranks.shutdown()
 
 
-def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | None = None,
-         ranks: Ranks = Ranks()) -> dict:
-    """`on_epoch_end(epoch)` is called after each epoch's checkpoint is written.
+@dataclass
+class Trainer:
+    """What a run trains with, built once from its config: data, model, optimizer, step options."""
+    data: LoadedDataset
+    train: Split
+    model: NIN                 # the parameters, which are saved
+    forward_model: object      # `model`, compiled when asked for
+    train_model: object        # `forward_model`, wrapped in DDP under torchrun
+    optimizer: torch.optim.Optimizer
+    step: StepOptions          # the normal epochs' step
+    small_crop_step: StepOptions   # the first --small-crop-epochs' step
+    bf16: bool
 
-    Under torchrun every rank runs this; only rank 0 writes files and logs.
-    """
-    process_start = time.perf_counter()   # the time budget counts data loading too
-    run_dir = Path(cfg.out)
-    main = ranks.is_main
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and ranks.enabled:
-        device = torch.device("cuda", ranks.local_rank)
-    per_rank_batch = check_batch_size(cfg.batch_size, ranks)
-    if ranks.enabled and cfg.time_budget_minutes:
-        raise NinError("--time-budget-minutes is for single-process runs; under torchrun use --epochs")
+
+@dataclass
+class RunState:
+    """How far a run has got: restored from the checkpoint by --resume, saved in it after every epoch."""
+    history: list[dict] = dataclasses.field(default_factory=list)   # metrics.csv's rows
+    resumes: list[dict] = dataclasses.field(default_factory=list)   # each resume that changed a setting
+    epochs_done: int = 0
+    wall_before: float = 0.0              # training seconds of this run's earlier processes
+    partial: EpochProgress | None = None  # how far an unfinished epoch got
+
+
+def build_trainer(cfg: TrainConfig, ranks: Ranks) -> Trainer:
+    device = ranks.device
     bf16 = use_bf16(device, cfg.precision)
     data = load_dataset(cfg.dataset, cfg.data_dir, cfg.offline, cfg.val_split, cfg.preprocess, cfg.seed, cfg.cache_dir)
     keep_freed_memory()   # only now: what loading freed goes back to the kernel (see allocator.py)
     train = subset(data.train, cfg.train_subset)
-    # Per-epoch evaluation is on the validation split when there is one; the test set is used once, at the end.
-    eval_name, eval_split = ("val", data.val) if data.val is not None else ("test", data.test)
-    augment = make_augment(data.info.augment_shift, data.info.augment_flip) if cfg.augment else None
-    # The first --small-crop-epochs train on smaller random crops: fewer pixels, a cheaper step.
-    small_crops = make_augment(0, cfg.augment and data.info.augment_flip, crop=cfg.small_crop_size)
     model = build_for_dataset(cfg, data)
     prepare = make_prepare(data.info.mean, data.info.std, device, channels_last=True)
     # channels-last lets oneDNN / cuDNN run the convolutions without layout changes.
@@ -225,7 +232,6 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     initialize_(model, cfg.init, sample=prepare(train.images[:INIT_SAMPLE].to(device)))
     optimizer = torch.optim.SGD(param_groups(model, cfg.recipe, cfg.weight_decay), lr=cfg.lr,
                                 momentum=cfg.momentum, nesterov=cfg.recipe == "fast")
-    amp = autocast(device, bf16)
     # Compiled or not, it shares the parameters of `model`, which is what gets saved.
     forward_model = torch.compile(model) if cfg.compile else model
     train_model = forward_model
@@ -234,42 +240,68 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         train_model = DistributedDataParallel(
             forward_model, device_ids=[device.index] if device.type == "cuda" else None)
         torch.manual_seed(cfg.seed + 7919 * ranks.rank)   # each rank its own dropout and augmentation
+    step = StepOptions(prepare, autocast(device, bf16), device,
+                       make_augment(data.info.augment_shift, data.info.augment_flip) if cfg.augment else None,
+                       cfg.label_smoothing, cfg.clip_grad_norm)
+    # The first --small-crop-epochs train on smaller random crops: fewer pixels, a cheaper step.
+    small_crops = make_augment(0, cfg.augment and data.info.augment_flip, crop=cfg.small_crop_size)
+    return Trainer(data, train, model, forward_model, train_model, optimizer, step,
+                   dataclasses.replace(step, augment=small_crops), bf16)
 
-    history: list[dict] = []
-    resumes: list[dict] = []   # each resume that changed a setting: when, and what
-    start_epoch, wall_before, partial = 0, 0.0, None
-    if resume:
-        saved = TrainConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text())).to_dict() \
-            if (run_dir / CONFIG_FILE).is_file() else cfg.to_dict()
-        changes = check_resume(saved, cfg.to_dict(), run_dir)
-        state = load_checkpoint(run_dir / CHECKPOINT_FILE)
-        try:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            history, start_epoch, wall_before = state["history"], state["epoch"], state["wall_seconds"]
-            resumes = [dict(r) for r in state.get("resumes", [])]
-            restore_rng_states(state, ranks.rank)
-            if state.get("epoch_progress"):
-                partial = EpochProgress(**state["epoch_progress"])
-        except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise NinError(f"{run_dir / CHECKPOINT_FILE}: does not fit this run's model and settings "
-                           f"({str(e).splitlines()[0][:160]}); start a new --out instead") from None
-        where = f"epoch {start_epoch + 1}" + (f", step {partial.batches_done + 1}" if partial else "")
-        changed = {k: v for k, v in changes.items() if k not in LOCATION_FIELDS}
-        if changed:
-            resumes.append({"at": where, "changed": {k: list(v) for k, v in changed.items()}})
-        log(f"resuming {run_dir} at {where}" + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items()))
-    if main:
+
+def restore(cfg: TrainConfig, trainer: Trainer, ranks: Ranks, log) -> RunState:
+    """The state of the run in cfg.out, its model and optimizer loaded into `trainer` (for --resume)."""
+    run_dir = Path(cfg.out)
+    saved = TrainConfig.from_dict(json.loads((run_dir / CONFIG_FILE).read_text())).to_dict() \
+        if (run_dir / CONFIG_FILE).is_file() else cfg.to_dict()
+    changes = check_resume(saved, cfg.to_dict(), run_dir)
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT_FILE)
+    try:
+        trainer.model.load_state_dict(checkpoint["model"])
+        trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        state = RunState(checkpoint["history"], [dict(r) for r in checkpoint.get("resumes", [])],
+                         checkpoint["epoch"], checkpoint["wall_seconds"])
+        restore_rng_states(checkpoint, ranks.rank)
+        if checkpoint.get("epoch_progress"):
+            state.partial = EpochProgress(**checkpoint["epoch_progress"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise NinError(f"{run_dir / CHECKPOINT_FILE}: does not fit this run's model and settings "
+                       f"({str(e).splitlines()[0][:160]}); start a new --out instead") from None
+    where = f"epoch {state.epochs_done + 1}" + (f", step {state.partial.batches_done + 1}" if state.partial else "")
+    changed = {k: v for k, v in changes.items() if k not in LOCATION_FIELDS}
+    if changed:
+        state.resumes.append({"at": where, "changed": {k: list(v) for k, v in changed.items()}})
+    log(f"resuming {run_dir} at {where}" + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items()))
+    return state
+
+
+def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | None = None,
+         ranks: Ranks = Ranks()) -> dict:
+    process_start = time.perf_counter()   # the time budget counts data loading too
+    run_dir = Path(cfg.out)
+    torch.manual_seed(cfg.seed)
+    per_rank_batch = ranks.per_rank_batch(cfg.batch_size)
+    if ranks.enabled and cfg.time_budget_minutes:
+        raise NinError("--time-budget-minutes is for single-process runs; under torchrun use --epochs")
+    trainer = build_trainer(cfg, ranks)
+    data, train = trainer.data, trainer.train
+    # Per-epoch evaluation is on the validation split when there is one; the test set is used once, at the end.
+    eval_name, eval_split = ("val", data.val) if data.val is not None else ("test", data.test)
+    state = restore(cfg, trainer, ranks, log) if resume else RunState()
+    if ranks.is_main:
         remove_stale_temporaries(run_dir)   # left by a run killed while writing
         atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
         atomic_write_json(run_dir / DATA_FILE, data.record)
 
     def save(epochs_done: int, progress: EpochProgress | None):
-        rng = gather_objects(rng_states(), ranks)   # every rank takes part; rank 0 writes
-        if main:
+        rng = ranks.gather(rng_states())   # every rank takes part; rank 0 writes
+        if ranks.is_main:
             save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
-                model, optimizer, epochs_done, history, wall_before + time.perf_counter() - start, progress, rng,
-                resumes))
+                trainer.model, trainer.optimizer, epochs_done, state.history,
+                state.wall_before + time.perf_counter() - start, progress, rng, state.resumes))
+
+    def should_stop() -> bool:
+        return ranks.should_stop(stop is not None and stop.requested)
 
     steps_per_epoch = len(train.labels) // cfg.batch_size
     if steps_per_epoch == 0:
@@ -277,83 +309,63 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     start = time.perf_counter()
     deadline = process_start + 60 * cfg.time_budget_minutes if cfg.time_budget_minutes else None
     result, budget_hit = None, False
-    for epoch in range(start_epoch, cfg.epochs):
-        train_accuracies = [row["train_accuracy"] for row in history]
+    for epoch in range(state.epochs_done, cfg.epochs):
+        train_accuracies = [row["train_accuracy"] for row in state.history]
         if cfg.recipe == "paper" and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta)):
             log(f"training accuracy stopped improving a third time: stopping after epoch {epoch}")
             break
         lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies)
-        order = rank_order(shuffle_order(len(train.labels), cfg.seed, epoch), steps_per_epoch, cfg.batch_size, ranks)
-        if partial is not None:   # a mid-epoch checkpoint: the same order, without the batches already done
-            order = order[partial.batches_done * per_rank_batch:]
+        order = ranks.my_slice(shuffle_order(len(train.labels), cfg.seed, epoch), steps_per_epoch, cfg.batch_size)
+        if state.partial is not None:   # a mid-epoch checkpoint: the same order, without the batches already done
+            order = order[state.partial.batches_done * per_rank_batch:]
         batches = iterate_batches(train.images, train.labels, per_rank_batch, order, drop_last=True)
-        stats = train_one_epoch(train_model, batches, steps_per_epoch, optimizer, lr_at, epoch * steps_per_epoch,
-                                prepare, small_crops if epoch < cfg.small_crop_epochs else augment, amp,
-                                cfg.label_smoothing, cfg.clip_grad_norm, device, epoch,
-                                cfg.progress and main, deadline, partial, cfg.checkpoint_every,
-                                lambda progress, epoch=epoch: save(epoch, progress),
-                                should_stop=stop_check(stop, ranks, device))
-        partial = None
-        stats = reduce_epoch_stats(stats, ranks, device)
-        result = evaluate_sharded(forward_model, eval_split.images, eval_split.labels, 512, prepare, amp, device,
-                                  data.info.num_classes, ranks)
-        history.append({
+        stats = train_one_epoch(
+            trainer.train_model, batches, steps_per_epoch, trainer.optimizer, lr_at, epoch * steps_per_epoch,
+            trainer.small_crop_step if epoch < cfg.small_crop_epochs else trainer.step, epoch,
+            progress=cfg.progress and ranks.is_main, deadline=deadline, resume_from=state.partial,
+            checkpoint_every=cfg.checkpoint_every, on_checkpoint=lambda progress, epoch=epoch: save(epoch, progress),
+            should_stop=should_stop)
+        state.partial = None
+        stats = ranks.epoch_stats(stats)
+        result = ranks.evaluate(trainer.forward_model, eval_split.images, eval_split.labels, 512, trainer.step.prepare,
+                                trainer.step.autocast, data.info.num_classes)
+        state.history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
             "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
             f"{eval_name}_loss": round(result.loss, 6), f"{eval_name}_accuracy": round(result.accuracy, 4),
             "images_per_second": round(stats.images_per_second, 1), "epoch_seconds": round(stats.seconds, 2),
         })
         if stats.stopped_early:   # a fractional epoch: how far the budget got
-            history[-1]["epoch"] = round(epoch + stats.images / (steps_per_epoch * cfg.batch_size), 3)
+            state.history[-1]["epoch"] = round(epoch + stats.images / (steps_per_epoch * cfg.batch_size), 3)
             budget_hit = True
         log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% | "
             f"{eval_name} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s, "
             f"{stats.seconds:.1f} s")
-        if main:
-            write_metrics(run_dir / METRICS_FILE, history)
+        if ranks.is_main:
+            write_metrics(run_dir / METRICS_FILE, state.history)
         save(epoch + 1, None)
         if on_epoch_end is not None:
             on_epoch_end(epoch)
-        if stop_check(stop, ranks, device)():
+        if should_stop():
             raise KeyboardInterrupt
         if deadline is not None and time.perf_counter() > deadline and epoch + 1 < cfg.epochs:
             budget_hit = True
             log(f"time budget of {cfg.time_budget_minutes:g} minutes used up: stopping after "
-                f"{history[-1]['epoch']} epochs")
+                f"{state.history[-1]['epoch']} epochs")
             break
 
     if result is None or eval_name != "test":
-        result = evaluate_sharded(model, data.test.images, data.test.labels, 512, prepare, amp, device,
-                                  data.info.num_classes, ranks)
-    digests = gather_objects(parameters_digest(model), ranks) if ranks.enabled else []
-    if not main:
+        result = ranks.evaluate(trainer.model, data.test.images, data.test.labels, 512, trainer.step.prepare,
+                                trainer.step.autocast, data.info.num_classes)
+    identical = ranks.parameters_identical(trainer.model) if ranks.enabled else None
+    if not ranks.is_main:
         return {}
-    card = finish(run_dir, cfg, model, data, result, history, bf16, wall_before + time.perf_counter() - start,
-                  budget_hit, resumes)
+    card = finish(run_dir, cfg, trainer.model, data, result, state.history, trainer.bf16,
+                  state.wall_before + time.perf_counter() - start, budget_hit, state.resumes)
     if ranks.enabled:
-        card.update(processes=ranks.world, ranks_identical=len(set(digests)) == 1)
+        card.update(processes=ranks.world, ranks_identical=identical)
         atomic_write_json(run_dir / CARD_FILE, card)
     return card
-
-
-def stop_check(stop: StopRequest | None, ranks: Ranks, device: torch.device):
-    """Whether to stop after this step: this process's signal flag, or any rank's under torchrun."""
-    def check() -> bool:
-        requested = stop is not None and stop.requested
-        if ranks.enabled:   # all ranks must stop at the same step, or the next collective would hang
-            (requested,) = reduce_sums([float(requested)], ranks, device)
-        return bool(requested)
-    return check
-
-
-def reduce_epoch_stats(stats: EpochStats, ranks: Ranks, device: torch.device) -> EpochStats:
-    """One epoch's loss and accuracy over all ranks' images."""
-    if not ranks.enabled:
-        return stats
-    correct = round(stats.accuracy * stats.images / 100)
-    loss_sum, correct, images = reduce_sums([stats.loss * stats.images, correct, stats.images], ranks, device)
-    return dataclasses.replace(stats, loss=loss_sum / max(images, 1), accuracy=100.0 * correct / max(images, 1),
-                               images=int(images))
 
 
 def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall,
