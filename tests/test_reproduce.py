@@ -1,16 +1,16 @@
 """`nin reproduce`: experiment files, the results table, and a short real run."""
 
+import hashlib
 import json
 import subprocess
 import sys
 
-import pytest
 
 from nin.config import TrainConfig
 from nin.models import PRESETS
 from nin.reproduce.experiments import load_experiments
 from nin.provenance import REPO
-from nin.reproduce.results import TABLE_BEGIN, TABLE_END, load_records, merge, splice_table
+from nin.reproduce.results import CARDS_SINCE, TABLE_BEGIN, TABLE_END, load_records, merge, splice_table
 from nin.reproduce.table import render_table, summarize
 
 
@@ -69,6 +69,19 @@ def test_committed_tables_match_the_committed_records():
             assert line in table
 
 
+def test_every_recent_record_matches_its_committed_card():
+    """A record's numbers are its card's: the card is committed beside runs.json with its sha256."""
+    for record in load_records(REPO / "results"):
+        if record["date"] < CARDS_SINCE:
+            assert "card" not in record or (REPO / "results" / record["card"]).is_file()
+            continue
+        path = REPO / "results" / record["card"]
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == record["card_sha256"], path
+        card = json.loads(path.read_text())
+        assert (record["test_error"], record["epochs"], record["wall_seconds"], record["commit"]) == \
+            (card["test_error"], card["epochs"], card["wall_seconds"], card["commit"]), path
+
+
 def test_reproduce_help():
     result = subprocess.run([sys.executable, "-m", "nin", "reproduce", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "--budget-minutes" in result.stdout and "--seeds" in result.stdout
@@ -92,6 +105,10 @@ def test_reproduce_mnist_paper_short_budget_end_to_end(mnist_dir, tmp_path):
     (record,) = json.loads((tmp_path / "res" / "runs.json").read_text())
     card = json.loads((tmp_path / "runs" / "mnist-paper" / "seed-0" / "card.json").read_text())
     assert record["test_error"] == card["test_error"] and card["stopped_by_time_budget"] is True
+    kept = tmp_path / "res" / record["card"]   # the card travels with the results, checked by its sha256
+    assert record["card"] == "cards/mnist-paper/seed-0/card.json" and json.loads(kept.read_text()) == card
+    assert hashlib.sha256(kept.read_bytes()).hexdigest() == record["card_sha256"]
+    assert (kept.parent / "metrics.csv").read_text() == (tmp_path / "runs" / "mnist-paper" / "seed-0" / "metrics.csv").read_text()
     assert 0 < record["epochs"] < 1 and record["date"] == card["finished"]
     # A second call finds the finished run and reuses it, keeping the day the run finished.
     card_path = tmp_path / "runs" / "mnist-paper" / "seed-0" / "card.json"

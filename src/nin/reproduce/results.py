@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from nin.reproduce.experiments import Experiment
@@ -10,6 +12,9 @@ from nin.reproduce.table import render_table
 from nin.files import atomic_write_json, atomic_write_text
 
 RECORDS_FILE, TABLE_FILE, NOTES_FILE = "runs.json", "README.md", "notes.md"   # notes.md: written by hand
+# Each record's run card and per-epoch metrics, kept beside the records (the run folders are not).
+CARDS_DIR = "cards"
+CARDS_SINCE = "2026-12-02"   # records of runs finished from this day on must have their card here
 # The repository README carries a copy of the table between these lines, kept current by write_results.
 TABLE_BEGIN = "<!-- results table: written by `nin reproduce` from results/runs.json; do not edit by hand -->"
 TABLE_END = "<!-- end of results table -->"
@@ -30,6 +35,18 @@ def load_records(folder: Path) -> list[dict]:
     return json.loads(path.read_text()) if path.is_file() else []
 
 
+def keep_card(folder: Path, record: dict, run_dir: Path) -> dict:
+    """Copy the run's card.json and metrics.csv to folder/cards/EXPERIMENT/seed-N/; returns the record
+    with the card's path (relative to folder) and sha256, which tests/test_reproduce.py checks."""
+    target = Path(folder) / CARDS_DIR / record["experiment"] / f"seed-{record['seed']}"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("card.json", "metrics.csv"):
+        shutil.copyfile(Path(run_dir) / name, target / name)
+    card = target / "card.json"
+    return {**record, "card": card.relative_to(folder).as_posix(),
+            "card_sha256": hashlib.sha256(card.read_bytes()).hexdigest()}
+
+
 def merge(records: list[dict], new: list[dict]) -> list[dict]:
     """New records replace old ones of the same experiment and seed."""
     keys = {(r["experiment"], r["seed"]) for r in new}
@@ -37,12 +54,12 @@ def merge(records: list[dict], new: list[dict]) -> list[dict]:
     return sorted(kept + new, key=lambda r: (r["experiment"], r["seed"]))
 
 
-def splice_table(text: str, table: str) -> str | None:
-    """text with the lines between TABLE_BEGIN and TABLE_END replaced by table; None without both markers."""
-    begin, end = text.find(TABLE_BEGIN), text.find(TABLE_END)
+def splice_table(text: str, table: str, begin_marker: str = TABLE_BEGIN, end_marker: str = TABLE_END) -> str | None:
+    """text with the lines between the two markers replaced by table; None without both markers."""
+    begin, end = text.find(begin_marker), text.find(end_marker)
     if begin < 0 or end < begin:
         return None
-    return f"{text[:begin]}{TABLE_BEGIN}\n{table}\n{text[end:]}"
+    return f"{text[:begin]}{begin_marker}\n{table}\n{text[end:]}"
 
 
 def write_results(folder: Path, experiments: dict[str, Experiment], records: list[dict],

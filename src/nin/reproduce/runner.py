@@ -11,6 +11,7 @@ from nin.data.sources import default_data_dir, describe_data, locate
 from nin.errors import NinError
 from nin.provenance import REPO, machine
 from nin.reproduce.experiments import Experiment
+from nin.reproduce.results import keep_card, load_records, merge, write_results
 from nin.rundir import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, WORK_FILES
 from nin.train.run import fit
 
@@ -29,6 +30,43 @@ def find_data_dir(dataset: str, given: Path | None) -> tuple[Path | None, str | 
         except NinError as e:
             reasons.append(str(e))
     return None, f"{dataset} data not found ({reasons[0].split('; ')[0]})"   # what is missing, not the advice
+
+
+def reproduce(experiments: dict[str, Experiment], chosen: list[str], seeds: int, runs_dir: Path,
+              data_dir: Path | None, budget_minutes: float | None, results_dir: Path, progress: bool = False,
+              log=print) -> str:
+    """Run `seeds` seeds of each chosen experiment (finished runs are reused, unfinished ones resumed) and
+    record them in results_dir (runs.json, the cards, the tables); returns the table.
+
+    The results are written after each experiment, so an interruption loses nothing finished.
+    """
+    records, not_run = load_records(results_dir), {}
+    readme = Path(results_dir).resolve().parent / "README.md"   # updated only where it has the table's markers
+    located: dict[str, tuple] = {}
+
+    def locate_data(dataset: str) -> tuple[Path | None, str | None]:   # one probe per data set
+        if dataset not in located:
+            located[dataset] = find_data_dir(dataset, data_dir)
+        return located[dataset]
+
+    for name in chosen:
+        exp = experiments[name]
+        found, reason = locate_data(exp.train["dataset"])
+        if found is None:
+            log(f"{name}: not run: {reason}")
+            not_run[name] = reason
+            continue
+        command = f"nin reproduce {name} --seeds {seeds}" + (f" --budget-minutes {budget_minutes:g}"
+                                                              if budget_minutes else "")
+        new = [keep_card(results_dir, run_experiment(exp, seed, runs_dir, found, budget_minutes, command, progress, log),
+                         run_config(exp, seed, runs_dir, found, budget_minutes, progress).out)
+               for seed in range(seeds)]
+        records = merge(records, new)
+        write_results(results_dir, experiments, records, not_run, readme)
+    for name, exp in experiments.items():   # rows never run say why: the data is missing, or only not run yet
+        if name not in not_run and not any(r["experiment"] == name for r in records):
+            not_run[name] = locate_data(exp.train["dataset"])[1] or "the data is here; not run yet (see results/notes.md)"
+    return write_results(results_dir, experiments, records, not_run, readme)
 
 
 def run_config(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budget_minutes: float | None,
