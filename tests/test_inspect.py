@@ -119,6 +119,21 @@ def test_report_renders_in_headless_chromium(mnist_run):
     assert {alt for alt, *_ in images} == {"training curves", "confusion matrix", "class confidence maps"}
     assert all(complete and width > 100 and height > 100 for _, complete, width, height in images), images
     assert [entry for entry in console if entry["level"] in ("SEVERE", "WARNING")] == []
+    # The maps are drawn at the page's width (1,100 px), so their captions are not scaled down, and the
+    # per-epoch table holds numbers for people, not raw floats.
+    (maps_width,) = [width for alt, _, width, _ in images if alt == "class confidence maps"]
+    assert maps_width <= 1100, maps_width
+    metrics = html[html.index("Per-epoch metrics"):html.index("Confusion matrix")]
+    assert not re.search(r"\d\.\d{5,}|\d\.\d{3,}e[-+]", metrics), metrics[:400]
+
+
+def test_metrics_are_formatted_for_people():
+    from nin.report.page import format_metric
+
+    assert [format_metric(k, v) for k, v in [("epoch", 1.0), ("epoch", 4.5), ("lr", 4.5981e-08), ("lr", 0.19013845),
+                                              ("val_accuracy", 79.5812), ("train_loss", 0.19013845359684026),
+                                              ("images_per_second", 1234.56), ("epoch_seconds", 206.44)]] == \
+        ["1", "4.5", "4.6e-08", "0.19", "79.58", "0.1901", "1,235", "206.4"]
 
 
 def test_report_command_rewrites_the_page(mnist_run):

@@ -7,14 +7,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
-import torch
 
 from nin.data.sources import load_raw_test
-from nin.inference import load_trained, model_inputs, shipped_weights_dir
+from nin.evaluate import evaluate_on_test
+from nin.inference import load_trained, model_inputs, shipped_names, shipped_weights_dir
 from nin.maps.confidence import class_maps, strongest_map
+from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
+from nin.provenance import REPO
 
 CARD = json.loads((shipped_weights_dir() / "nin-mnist.json").read_text())
+CARDS = {name: json.loads((shipped_weights_dir() / f"{name}.json").read_text()) for name in shipped_names()}
+DATA_FIXTURES = {"mnist": "mnist_dir", "fashion-mnist": "fashion_dir", "cifar10": "cifar10_dir",
+                 "cifar100": "cifar100_dir"}
+# Test-set predictions of the CIFAR models with their run's exact float32 ZCA (tools/ship_weights.py).
+EXACT_PREDICTIONS = Path(__file__).parent / "data"
+
+
+def test_the_readme_table_of_shipped_models_is_made_from_their_cards():
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index(PRETRAINED_BEGIN) + len(PRETRAINED_BEGIN):readme.index(PRETRAINED_END)]
+    assert block.strip() == pretrained_table(list(CARDS.values()))
 
 
 def test_card_describes_the_file():
@@ -23,11 +37,10 @@ def test_card_describes_the_file():
     assert {"dataset", "recipe", "epochs", "test_error", "sha256", "command"} <= set(CARD)
 
 
-@pytest.mark.parametrize("name, data", [("nin-mnist", "mnist_dir"), ("nin-mnist-paper", "mnist_dir"),
-                                        ("nin-fashion-mnist", "fashion_dir")])
-def test_eval_by_name_gives_the_error_on_the_card(name, data, request, tmp_path):
-    card = json.loads((shipped_weights_dir() / f"{name}.json").read_text())
-    data_dir = request.getfixturevalue(data)
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_eval_by_name_gives_the_error_on_the_card(name, request, tmp_path):
+    card = CARDS[name]
+    data_dir = request.getfixturevalue(DATA_FIXTURES[card["dataset"]])
     result = subprocess.run([sys.executable, "-m", "nin", "eval", name, "--data-dir", str(data_dir), "--offline",
                              "--json", str(tmp_path / "e.json")], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -61,3 +74,17 @@ def test_tampered_weights_are_refused(tmp_path):
                             capture_output=True, text=True, env={**os.environ, "NIN_WEIGHTS": str(folder)})
     assert result.returncode == 2
     assert "does not match its card" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", sorted(n for n, card in CARDS.items() if "zca_packing" in card))
+def test_the_packed_zca_changes_no_test_prediction(name, request):
+    """The ZCA matrix is stored packed to keep the file small; on the whole test set, the packed file
+    predicts what the run's exact float32 whitening predicts."""
+    card = CARDS[name]
+    assert card["bytes"] <= 20_000_000
+    evaluation = evaluate_on_test(load_trained(name), data_dir=request.getfixturevalue(DATA_FIXTURES[card["dataset"]]),
+                                  offline=True)
+    exact = np.load(EXACT_PREDICTIONS / f"{name}-test-predictions.npy")
+    assert len(exact) == len(evaluation.predicted) == card["zca_packing"]["test_images"]
+    assert card["zca_packing"]["predictions_changed"] == 0
+    assert int((evaluation.predicted.numpy() != exact).sum()) == 0

@@ -1,43 +1,104 @@
 """Copy a finished run's weights into src/nin/weights/ with a card, so `nin eval NAME` and friends load them.
 
-    python tools/ship_weights.py RUN_DIR NAME "COMMAND THAT TRAINED IT"
+    python tools/ship_weights.py RUN_DIR NAME "COMMAND THAT TRAINED IT" [--data-dir DIR]
 
 The card records the data set, recipe, epochs, test error, the training command and the sha256
 that `nin` checks before loading the file.
+
+For GCN + ZCA models (CIFAR) the weights file stores the ZCA matrix packed (float16 upper triangle
+plus its largest entries exact). The shipped file is then evaluated on the test set in `--data-dir`
+exactly as `nin eval NAME` does, and once more with the exact float32 whitening of the run's cache:
+the card records the shipped file's error (what users get), the error measured in training, and how
+many test predictions the packing changed; the exact-ZCA predictions are written to tests/data/ for
+tests/test_shipped_weights.py to compare against.
 """
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import hashlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
+import numpy as np
+
 from nin.config import LOCATION_FIELDS   # the fields that say where things were, not what was done
+from nin.data.preprocess import ZcaParams
+from nin.evaluate import evaluate_on_test
+from nin.inference import load_trained, shipped_weights_dir
+from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
+from nin.reproduce.results import splice_table
+from nin.rundir import CARD_FILE, CONFIG_FILE, DATA_FILE, WEIGHTS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
+PREDICTIONS_DIR = REPO / "tests" / "data"
 
 
-def ship(run_dir: Path, name: str, command: str) -> dict:
-    card = json.loads((run_dir / "card.json").read_text())
-    config = json.loads((run_dir / "config.json").read_text())
+def predictions_file(name: str) -> Path:
+    return PREDICTIONS_DIR / f"{name}-test-predictions.npy"
+
+
+def check_packed_zca(run_dir: Path, shipped_weights: Path, name: str, data_dir: Path) -> dict:
+    """Evaluate the shipped file and the same weights with the run's exact ZCA; returns the card fields."""
+    cache = Path(json.loads((run_dir / DATA_FILE).read_text())["cache"])
+    packed = load_trained(shipped_weights)
+    exact = dataclasses.replace(load_trained(shipped_weights),
+                                zca=ZcaParams(np.load(cache / "zca_mean.npy"), np.load(cache / "zca_matrix.npy")))
+    shipped_eval = evaluate_on_test(packed, data_dir=data_dir, offline=True)
+    exact_eval = evaluate_on_test(exact, data_dir=data_dir, offline=True)
+    PREDICTIONS_DIR.mkdir(exist_ok=True)
+    np.save(predictions_file(name), exact_eval.predicted.numpy().astype(np.uint8))
+    return {
+        "test_error": round(shipped_eval.result.error, 2), "test_accuracy": round(shipped_eval.result.accuracy, 2),
+        "zca_packing": {"test_images": len(exact_eval.predicted),
+                        "predictions_changed": int((shipped_eval.predicted != exact_eval.predicted).sum()),
+                        "test_error_with_exact_zca": round(exact_eval.result.error, 2)},
+    }
+
+
+def ship(run_dir: Path, name: str, command: str, data_dir: Path | None = None) -> dict:
+    card = json.loads((run_dir / CARD_FILE).read_text())
+    config = json.loads((run_dir / CONFIG_FILE).read_text())
     target = REPO / "src" / "nin" / "weights" / f"{name}.safetensors"
     target.parent.mkdir(exist_ok=True)
-    shutil.copyfile(run_dir / "weights.safetensors", target)
+    shutil.copyfile(run_dir / WEIGHTS_FILE, target)
     shipped = {
         "name": name, "weights": target.name, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
-        "bytes": target.stat().st_size, "dataset": card["dataset"], "preset": card["preset"],
-        "recipe": card["recipe"], "epochs": card["epochs"], "augment": card["augment"],
+        "bytes": target.stat().st_size, "dataset": card["dataset"], "data": card.get("data"),
+        "preset": card["preset"], "recipe": card["recipe"], "epochs": card["epochs"], "augment": card["augment"],
         "test_error": card["test_error"], "test_accuracy": card["test_accuracy"], "precision": card["precision"],
-        "parameters": card["parameters"], "train_wall_seconds": card["wall_seconds"], "command": command,
+        "parameters": card["parameters"], "train_wall_seconds": card["wall_seconds"],
+        "stopped_by_time_budget": card.get("stopped_by_time_budget"), "commit": card.get("commit"),
+        "machine": card.get("machine"), "command": command,
         "config": {k: v for k, v in config.items() if k not in LOCATION_FIELDS},
     }
+    if card.get("preprocess") == "gcn-zca":
+        if data_dir is None:
+            raise SystemExit(f"{name} is a GCN + ZCA model: pass --data-dir with its data set, to check the packed ZCA")
+        shipped["test_error_in_training"] = card["test_error"]   # on float16 cached inputs with the exact ZCA
+        shipped.update(check_packed_zca(run_dir, target, name, data_dir))
     (target.parent / f"{name}.json").write_text(json.dumps(shipped, indent=2) + "\n")
+    write_readme_table()
     return shipped
 
 
+def write_readme_table() -> None:
+    """The README's table of shipped models, from every card in src/nin/weights/."""
+    cards = [json.loads(p.read_text()) for p in sorted(shipped_weights_dir().glob("*.json"))]
+    readme = REPO / "README.md"
+    readme.write_text(splice_table(readme.read_text(), pretrained_table(cards), PRETRAINED_BEGIN, PRETRAINED_END))
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
-        sys.exit(__doc__)
-    print(json.dumps(ship(Path(sys.argv[1]), sys.argv[2], sys.argv[3]), indent=2))
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run_dir", type=Path, nargs="?", help="omit it (and NAME, COMMAND) to only rewrite the README's table")
+    parser.add_argument("name", nargs="?")
+    parser.add_argument("command", nargs="?", help="the command that trained it, as the card should show it")
+    parser.add_argument("--data-dir", type=Path, help="the data set's folder (needed for GCN + ZCA models)")
+    args = parser.parse_args()
+    if args.run_dir is None:
+        write_readme_table()
+    else:
+        print(json.dumps(ship(args.run_dir, args.name, args.command, args.data_dir), indent=2))

@@ -25,10 +25,13 @@ class MapRow:
     title: str = ""
 
 
+CAPTION_POINTS = 8   # caption size; a column is 1.6 inches, so a figure of six columns is ~1,000 px at 100 dpi
+
+
 def render_rows(rows: list[MapRow], class_names: list[str], top_fraction: float | None = None):
     """A matplotlib Figure: per row, the image with its boxes, then the chosen maps on one colour scale."""
     columns = 1 + max(len(r.classes) for r in rows)
-    fig, axes = plt.subplots(len(rows), columns, figsize=(1.6 * columns, 1.8 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), columns, figsize=(1.6 * columns, 2.0 * len(rows)), squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for row, ax_row in zip(rows, axes):
@@ -41,16 +44,17 @@ def render_rows(rows: list[MapRow], class_names: list[str], top_fraction: float 
         truth = f"true {class_names[row.true_class]}\n" if row.true_class is not None else ""
         right = row.true_class is None or row.true_class == predicted
         ax.set_title(f"{row.title}{truth}pred {class_names[predicted]} {100 * row.probabilities[predicted]:.0f}%",
-                     fontsize=7, color="black" if right else WRONG_COLOUR)
+                     fontsize=CAPTION_POINTS, color="black" if right else WRONG_COLOUR)
         shown = row.maps[row.classes]
         low, high = float(min(shown.min(), 0)), float(max(shown.max(), 1e-6))
         for ax, cls in zip(ax_row[1:], row.classes):
             ax.imshow(row.maps[cls], cmap="inferno", vmin=low, vmax=high)
             marks = ("*" if cls == predicted else "") + (" (true)" if cls == row.true_class else "")
             colour = TRUE_COLOUR if cls == row.true_class else PRED_COLOUR if cls == predicted else "black"
-            ax.set_title(f"{class_names[cls]}{marks}\np={row.probabilities[cls]:.2f}", fontsize=7, color=colour)
+            ax.set_title(f"{class_names[cls]}{marks}\np={row.probabilities[cls]:.2f}", fontsize=CAPTION_POINTS,
+                         color=colour)
     caption = "class confidence maps" + (f", top {100 * top_fraction:.0f}% of each map shown" if top_fraction else "")
-    fig.suptitle(f"{caption}; * predicted class, box from its map", fontsize=8)
+    fig.suptitle(f"{caption}; * predicted class, box from its map", fontsize=CAPTION_POINTS + 1)
     fig.tight_layout()
     return fig
 

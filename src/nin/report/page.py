@@ -21,6 +21,7 @@ from nin.files import atomic_write_text
 from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, REPORT_FILE
 
 MAP_SAMPLES = 8
+MAP_CLASSES = 5   # maps drawn per image: six columns stay readable at the page's width without scaling
 
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
@@ -36,6 +37,24 @@ def _table(rows) -> str:
                                for row in rows) + "</table>"
 
 
+def format_metric(key: str, value: float) -> str:
+    """A metrics.csv value as a person reads it: whole epochs, 4 significant digits of learning rate,
+    percentages and losses to a fixed number of decimals."""
+    if key == "epoch":
+        return f"{value:g}"
+    if key == "lr":
+        return f"{value:.3g}"
+    if key.endswith("_accuracy"):
+        return f"{value:.2f}"
+    if key.endswith("_loss"):
+        return f"{value:.4f}"
+    if key == "images_per_second":
+        return f"{value:,.0f}"
+    if key.endswith("_seconds"):
+        return f"{value:,.1f}"
+    return f"{value:g}"
+
+
 def _read_history(run_dir: Path) -> list[dict]:
     with open(run_dir / METRICS_FILE, newline="") as f:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
@@ -46,7 +65,7 @@ def maps_page(run_dir: Path, config: dict, samples: int = MAP_SAMPLES) -> bytes:
     trained = load_trained(run_dir)
     test = load_raw_test(config["dataset"], config.get("data_dir"), config.get("offline", False))
     labels = test.labels[:samples].tolist()
-    rows = explain(trained, test.images[:samples], labels, top_k=min(10, trained.model.config.num_classes))
+    rows = explain(trained, test.images[:samples], labels, top_k=min(MAP_CLASSES, trained.model.config.num_classes))
     return png_bytes(render_rows(rows, trained.class_names))
 
 
@@ -69,7 +88,8 @@ def build_report(run_dir: Path) -> str:
              f"after {card['epochs']} epochs, {card['wall_seconds']:.0f} s, {card['parameters']:,} parameters</p>"]
     if history:
         parts += ["<h2>Training curves</h2>", _img(training_curves(history), "training curves"),
-                  "<h2>Per-epoch metrics</h2>", _table([list(history[0])] + [list(r.values()) for r in history])]
+                  "<h2>Per-epoch metrics</h2>",
+                  _table([list(history[0])] + [[format_metric(k, v) for k, v in r.items()] for r in history])]
     if "confusion_matrix" in card:
         parts += ["<h2>Confusion matrix (test set)</h2>",
                   _img(confusion_matrix(np.array(card["confusion_matrix"]), class_names), "confusion matrix"),

@@ -1,0 +1,19 @@
+"""Test accuracy against training minutes, from the per-epoch metrics kept beside the records (pure)."""
+
+from __future__ import annotations
+
+
+def time_to_accuracy(rows: list[dict]) -> list[dict]:
+    """[{"epoch", "minutes", "test_accuracy"}] from metrics.csv rows: minutes are the training time so
+    far as `nin train` measured it (the sum of the epochs' seconds, test evaluation included)."""
+    points, seconds = [], 0.0
+    for row in rows:
+        seconds += float(row["epoch_seconds"])
+        points.append({"epoch": int(float(row["epoch"])), "minutes": round(seconds / 60, 2),
+                       "test_accuracy": float(row["test_accuracy"])})
+    return points
+
+
+def minutes_to_reach(points: list[dict], accuracy: float) -> float | None:
+    """The training minutes at the first epoch whose test accuracy is at least `accuracy`; None if never."""
+    return next((p["minutes"] for p in points if p["test_accuracy"] >= accuracy), None)

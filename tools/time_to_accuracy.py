@@ -1,0 +1,58 @@
+"""results/time-to-accuracy.json and .png: test accuracy against training minutes, from kept cards.
+
+    python tools/time_to_accuracy.py EXPERIMENT [EXPERIMENT ...] --targets cifar10 cifar10-aug
+
+Each EXPERIMENT's seed-0 record in results/runs.json names its card in results/cards/, and the
+metrics.csv beside the card gives the curve. --targets: experiments whose paper error is drawn as a
+line (as accuracy). tests/test_reproduce.py recomputes the JSON from the cards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+from nin.files import atomic_write_bytes, atomic_write_json
+from nin.report.plots import accuracy_against_minutes
+from nin.reproduce.curves import minutes_to_reach, time_to_accuracy
+from nin.reproduce.experiments import load_experiments
+from nin.reproduce.results import load_records
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+NAME = "time-to-accuracy"
+
+
+def build(experiments: list[str], targets: list[str], budget_minutes: float) -> dict:
+    known = load_experiments()
+    records = {(r["experiment"], r["seed"]): r for r in load_records(RESULTS)}
+    paper = {f"paper, {known[t].paper_row}: {100 - known[t].paper_error:.2f}%": round(100 - known[t].paper_error, 2)
+             for t in targets}
+    runs = []
+    for name in experiments:
+        record = records[(name, 0)]
+        with open((RESULTS / record["card"]).parent / "metrics.csv", newline="") as f:
+            points = time_to_accuracy(list(csv.DictReader(f)))
+        runs.append({"experiment": name, "seed": 0, "description": known[name].description,
+                     "command": record["command"], "commit": record["commit"], "data": record["data"],
+                     "card": record["card"], "card_sha256": record["card_sha256"], "points": points,
+                     "minutes_to_paper_accuracy": {label: minutes_to_reach(points, acc) for label, acc in paper.items()}})
+    return {"budget_minutes": budget_minutes, "targets": paper, "runs": runs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiments", nargs="+")
+    parser.add_argument("--targets", nargs="*", default=[])
+    parser.add_argument("--budget-minutes", type=float, default=150)
+    args = parser.parse_args()
+    data = build(args.experiments, args.targets, args.budget_minutes)
+    atomic_write_json(RESULTS / f"{NAME}.json", data)
+    curves = {f"{run['experiment']} (seed {run['seed']})": run["points"] for run in data["runs"]}
+    atomic_write_bytes(RESULTS / f"{NAME}.png", accuracy_against_minutes(curves, data["targets"], data["budget_minutes"]))
+    print(f"written: {RESULTS / NAME}.json, .png")
+
+
+if __name__ == "__main__":
+    main()
