@@ -24,7 +24,7 @@ fashion-mnist:
 	fi
 
 # The main job: nin-mnist on Fashion-MNIST with the fast recipe; `nin train` ends by printing the
-# test accuracy. 8 epochs: 91.44% in about 11-13 minutes in all on 2 cores (README, Results).
+# test accuracy. 8 epochs: 91.44% in about 11-13 minutes in all on 2 cores (results/notes.md, History).
 run: venv fashion-mnist
 	$(BIN)/nin train --dataset fashion-mnist --preset nin-mnist --recipe fast --epochs $(RUN_EPOCHS) --out $(RUN_OUT) --overwrite
 

@@ -30,7 +30,7 @@ class RecipeDefaults:
     init: str                      # "normal" (authors' N(0, 0.05)) or "lsuv" (see train/recipes.py)
 
 
-# What each recipe does is documented in README.md ("Training recipes") and train/recipes.py.
+# What each recipe does is documented in docs/recipes.md and train/recipes.py.
 RECIPE_DEFAULTS = {
     # Authors' files: momentum 0.9, weight decay 1e-5 (cuda-convnet), N(0, 0.05) weights.
     # `epochs` is only a cap: the plateau rule ends the run.

@@ -36,7 +36,7 @@ PRESETS: dict[str, ModelConfig] = {
 
 
 # ------------------------------------------------------------------ the paper's comparison models
-# All share nin.models.NIN; see README, "Comparison models", for why each size was chosen.
+# All share nin.models.NIN; see docs/models.md, "Comparison models", for why each size was chosen.
 
 FC_HIDDEN = 512   # one hidden fully connected layer: 512 ReLU units
 
