@@ -45,9 +45,11 @@ def test_matmul_peak_is_positive():
 def test_bench_json_has_the_promised_keys(tmp_path):
     out = tmp_path / "bench.json"
     result = subprocess.run([sys.executable, "-m", "nin", "bench", "--preset", "nin-mnist", "--batch-size", "32",
-                             "--rounds", "1", "--steps", "1", "--json", str(out)], capture_output=True, text=True)
+                             "--rounds", "1", "--steps", "1", "--dropout", "0.25", "--json", str(out)],
+                            capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
+    assert figures["dropout"] == 0.25   # measured with the recipe's dropout, not the preset's
     for key in ("train_mfu", "train_speedup_vs_plain", "infer_speedup_vs_plain", "end_to_end_fraction", "peak_rss_gb"):
         assert figures[key] > 0, key
     assert "train step (nin)" in result.stdout and "peak resident memory" in result.stdout

@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from nin.data.sources import load_raw_test
-from nin.evaluate import evaluate_on_test
-from nin.inference import load_trained, model_inputs, shipped_names, shipped_weights_dir
-from nin.maps.confidence import class_maps, strongest_map
+from nin.evaluate import evaluate_on_test, true_class_peaks
+from nin.inference import load_trained, shipped_names, shipped_weights_dir
 from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
 from nin.provenance import REPO
 
@@ -52,15 +51,18 @@ def test_eval_by_name_gives_the_error_on_the_card(name, request, tmp_path):
 def test_true_class_map_is_strongest_for_correctly_classified_test_images(mnist_dir):
     trained = load_trained("nin-mnist")
     test = load_raw_test("mnist", mnist_dir, offline=True)
-    right = strongest_right = 0
-    for start in range(0, len(test.labels), 1000):
-        images, labels = test.images[start:start + 1000], test.labels[start:start + 1000]
-        maps, logits = class_maps(trained.model, model_inputs(trained, images))
-        correct = logits.argmax(dim=1) == labels
-        right += int(correct.sum())
-        strongest_right += int((correct & (strongest_map(maps) == labels)).sum())
+    right, strongest_right = true_class_peaks(trained, test.images, test.labels)
     assert right >= 9900
     assert strongest_right / right >= 0.90, strongest_right / right
+
+
+@pytest.mark.parametrize("name", sorted(n for n, card in CARDS.items() if "true_class_peak" in card))
+def test_the_true_class_peak_on_the_card_is_measured_and_in_the_docs(name, request):
+    card = CARDS[name]
+    test = load_raw_test(card["dataset"], request.getfixturevalue(DATA_FIXTURES[card["dataset"]]), offline=True)
+    right, peaks = true_class_peaks(load_trained(name), test.images, test.labels)
+    assert (right, peaks) == (card["true_class_peak"]["correct"], card["true_class_peak"]["true_class_map_has_highest_peak"])
+    assert f"{card['true_class_peak']['percent']:.2f}%" in (REPO / "docs" / "maps.md").read_text()
 
 
 def test_tampered_weights_are_refused(tmp_path):

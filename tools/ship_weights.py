@@ -26,7 +26,8 @@ import numpy as np
 
 from nin.config import LOCATION_FIELDS   # the fields that say where things were, not what was done
 from nin.data.preprocess import ZcaParams
-from nin.evaluate import evaluate_on_test
+from nin.data.sources import load_raw_test
+from nin.evaluate import evaluate_on_test, true_class_peaks
 from nin.inference import load_trained, shipped_weights_dir
 from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
 from nin.reproduce.results import splice_table
@@ -74,6 +75,11 @@ def ship(run_dir: Path, name: str, command: str, data_dir: Path | None = None) -
         "machine": card.get("machine"), "command": command,
         "config": {k: v for k, v in config.items() if k not in LOCATION_FIELDS},
     }
+    if data_dir is not None and load_trained(target).model.has_class_maps:
+        test = load_raw_test(card["dataset"], data_dir, offline=True)
+        right, peaks = true_class_peaks(load_trained(target), test.images, test.labels)
+        shipped["true_class_peak"] = {"correct": right, "true_class_map_has_highest_peak": peaks,
+                                      "percent": round(100 * peaks / right, 2)}
     if card.get("preprocess") == "gcn-zca":
         if data_dir is None:
             raise SystemExit(f"{name} is a GCN + ZCA model: pass --data-dir with its data set, to check the packed ZCA")

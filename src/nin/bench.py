@@ -22,7 +22,7 @@ from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.registry import MEASURED_WHEN_LOADED, dataset_info
 from nin.models.nin import NIN
-from nin.models.registry import build_model
+from nin.models.registry import preset_config, with_dropout
 from nin.models.summary import forward_macs
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
@@ -106,13 +106,15 @@ class BenchConfig:
     steps: int = 4
     epoch_batches: int = 20
     device: str = "auto"
+    dropout: float | None = None   # a recipe's --dropout (None: the preset's 0.5, which has a fast mask)
 
 
 def run_bench(cfg: BenchConfig, log=print) -> dict:
     keep_freed_memory()   # as `nin train` does once its data are loaded
     device = resolve_device(cfg.device)
     torch.manual_seed(0)
-    model = build_model(cfg.preset)
+    config = preset_config(cfg.preset)
+    model = NIN(config if cfg.dropout is None else with_dropout(config, cfg.dropout))
     c, size = model.config.in_channels, model.config.input_size
     macs = forward_macs(model, (c, size, size))
     bf16 = use_bf16(device, "auto")
@@ -164,7 +166,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     peak_key = "bf16" if "bf16" in peaks else "fp32"
     flops_per_image = 6 * macs   # forward + backward: 3 passes, 2 FLOPs per multiply-accumulate
     results = {
-        "preset": cfg.preset, "batch_size": cfg.batch_size, "device": str(device), "threads": torch.get_num_threads(),
+        "preset": cfg.preset, "dropout": cfg.dropout if cfg.dropout is not None else "preset",
+        "batch_size": cfg.batch_size, "device": str(device), "threads": torch.get_num_threads(),
         "precision": "bf16" if bf16 else "fp32", "forward_macs_per_image": macs,
         "peak_gflops_fp32": round(peaks["fp32"], 1), "peak_gflops_bf16": round(peaks.get("bf16", 0.0), 1),
         "train_images_per_s": round(train_ips["fast"], 1), "plain_train_images_per_s": round(train_ips["plain"], 1),

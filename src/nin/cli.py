@@ -269,7 +269,8 @@ def cmd_bench(args) -> int:
     from nin.files import atomic_write_json
 
     build_model(args.preset)   # an unknown preset fails here, before any measuring
-    results = run_bench(BenchConfig(args.preset, args.batch_size, args.rounds, args.steps, device=args.device))
+    results = run_bench(BenchConfig(args.preset, args.batch_size, args.rounds, args.steps, device=args.device,
+                                    dropout=args.dropout))
     print(format_bench(results))
     if args.json:
         atomic_write_json(args.json, results)
@@ -363,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=3, help="alternating rounds; each variant keeps its best")
     p.add_argument("--steps", type=int, default=4, help="steps per round")
     p.add_argument("--device", default="auto")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="a recipe's dropout rate (default: the preset's 0.5); measure what the recipe runs")
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
     p.set_defaults(run=cmd_bench)
 

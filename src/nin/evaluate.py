@@ -15,6 +15,7 @@ import torch
 from nin.data.batches import make_prepare
 from nin.data.sources import load_raw_test
 from nin.inference import Trained, meta_dataset, model_inputs, to_device
+from nin.maps.confidence import class_maps, strongest_map
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import EvalResult, predict_logits, score
 
@@ -52,3 +53,18 @@ def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Pat
                             autocast(target, use_bf16(target, precision)), target).cpu()
     num_classes = meta["model_config"]["num_classes"]
     return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1))
+
+
+def true_class_peaks(trained: Trained, images: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+    """(correctly classified images, those among them whose true class's map has the highest peak).
+
+    The prediction is the map with the highest mean; the peak is a separate check that the maps
+    locate the class rather than only average to it (the paper's "hint of localisation")."""
+    right = strongest_right = 0
+    for start in range(0, len(labels), 1000):
+        batch, truth = images[start:start + 1000], labels[start:start + 1000]
+        maps, logits = class_maps(trained.model, model_inputs(trained, batch))
+        correct = logits.argmax(dim=1) == truth
+        right += int(correct.sum())
+        strongest_right += int((correct & (strongest_map(maps) == truth)).sum())
+    return right, strongest_right
