@@ -156,9 +156,9 @@ def test_small_crop_epochs_train_the_first_epochs_on_smaller_crops(tmp_path, mni
     seen = []
     original = run.train_one_epoch
 
-    def spy(model, batches, num_batches, optimizer, lr_at, first_step, prepare, augment, *rest, **kw):
-        seen.append(tuple(augment(torch.zeros(2, 1, 28, 28)).shape[2:]) if augment else None)
-        return original(model, batches, num_batches, optimizer, lr_at, first_step, prepare, augment, *rest, **kw)
+    def spy(model, batches, num_batches, optimizer, lr_at, first_step, step, *rest, **kw):
+        seen.append(tuple(step.augment(torch.zeros(2, 1, 28, 28)).shape[2:]) if step.augment else None)
+        return original(model, batches, num_batches, optimizer, lr_at, first_step, step, *rest, **kw)
 
     monkeypatch.setattr(run, "train_one_epoch", spy)
     card = fit(small_config(tmp_path, mnist_dir, "crops", epochs=3, augment=True, small_crop_epochs=2,
