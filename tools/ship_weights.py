@@ -28,7 +28,7 @@ from nin.config import LOCATION_FIELDS   # the fields that say where things were
 from nin.data.preprocess import ZcaParams
 from nin.data.sources import load_raw_test
 from nin.evaluate import evaluate_on_test, true_class_peaks
-from nin.inference import load_trained, shipped_weights_dir
+from nin.inference import Trained, load_trained, shipped_weights_dir
 from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
 from nin.reproduce.results import splice_table
 from nin.rundir import CARD_FILE, CONFIG_FILE, DATA_FILE, WEIGHTS_FILE
@@ -41,12 +41,11 @@ def predictions_file(name: str) -> Path:
     return PREDICTIONS_DIR / f"{name}-test-predictions.npy"
 
 
-def check_packed_zca(run_dir: Path, shipped_weights: Path, name: str, data_dir: Path) -> dict:
+def check_packed_zca(run_dir: Path, packed: Trained, name: str, data_dir: Path) -> dict:
     """Evaluate the shipped file and the same weights with the run's exact ZCA; returns the card fields."""
     cache = Path(json.loads((run_dir / DATA_FILE).read_text())["cache"])
-    packed = load_trained(shipped_weights)
-    exact = dataclasses.replace(load_trained(shipped_weights),
-                                zca=ZcaParams(np.load(cache / "zca_mean.npy"), np.load(cache / "zca_matrix.npy")))
+    exact = dataclasses.replace(packed, zca=ZcaParams(np.load(cache / "zca_mean.npy"),
+                                                      np.load(cache / "zca_matrix.npy")))
     shipped_eval = evaluate_on_test(packed, data_dir=data_dir, offline=True)
     exact_eval = evaluate_on_test(exact, data_dir=data_dir, offline=True)
     PREDICTIONS_DIR.mkdir(exist_ok=True)
@@ -75,16 +74,17 @@ def ship(run_dir: Path, name: str, command: str, data_dir: Path | None = None) -
         "machine": card.get("machine"), "command": command,
         "config": {k: v for k, v in config.items() if k not in LOCATION_FIELDS},
     }
-    if data_dir is not None and load_trained(target).model.has_class_maps:
+    trained = load_trained(target)   # the shipped file, as users load it
+    if data_dir is not None and trained.model.has_class_maps:
         test = load_raw_test(card["dataset"], data_dir, offline=True)
-        right, peaks = true_class_peaks(load_trained(target), test.images, test.labels)
+        right, peaks = true_class_peaks(trained, test.images, test.labels)
         shipped["true_class_peak"] = {"correct": right, "true_class_map_has_highest_peak": peaks,
                                       "percent": round(100 * peaks / right, 2)}
     if card.get("preprocess") == "gcn-zca":
         if data_dir is None:
             raise SystemExit(f"{name} is a GCN + ZCA model: pass --data-dir with its data set, to check the packed ZCA")
         shipped["test_error_in_training"] = card["test_error"]   # on float16 cached inputs with the exact ZCA
-        shipped.update(check_packed_zca(run_dir, target, name, data_dir))
+        shipped.update(check_packed_zca(run_dir, trained, name, data_dir))
     (target.parent / f"{name}.json").write_text(json.dumps(shipped, indent=2) + "\n")
     write_readme_table()
     return shipped
