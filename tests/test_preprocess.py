@@ -1,5 +1,7 @@
 """The paper's preprocessing (GCN, ZCA, LCN) and the batch augmentation, as pure maths."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -132,18 +134,39 @@ def test_random_crop_takes_a_whole_window_of_each_image_at_its_own_place():
     assert random_crop(x, 6) is x                                # a crop the size of the image is the image
 
 
-def test_a_symmetric_matrix_packs_to_its_upper_triangle_and_back():
+def test_a_symmetric_matrix_packs_losslessly_to_its_upper_triangle_and_back():
     from nin.data.preprocess import pack_symmetric, unpack_symmetric
 
     rng = np.random.default_rng(0)
     a = rng.normal(size=(40, 40)).astype(np.float32)
     matrix = a + a.T
+    matrix[3, 5] = matrix[5, 3] = 1e-30    # a value float16 would lose
     packed = pack_symmetric(matrix)
-    assert packed.upper.shape == (820,) and packed.upper.dtype == np.float16 and len(packed.exact_index) == 16
-    assert np.array_equal(unpack_symmetric(pack_symmetric(matrix, 1.0), 40), matrix)   # all exact: lossless
+    assert packed.low_bytes.shape == (3, 820) and packed.low_bytes.dtype == np.uint8
     restored = unpack_symmetric(packed, 40)
-    assert np.array_equal(restored, restored.T) and np.allclose(restored, matrix, rtol=1e-3, atol=1e-3)
-    largest = np.unravel_index(np.argmax(np.abs(matrix)), matrix.shape)
-    assert restored[largest] == matrix[largest]                                      # the largest kept exactly
+    assert restored.dtype == np.float32 and np.array_equal(restored.view(np.uint32), matrix.view(np.uint32))
     with pytest.raises(ValueError, match="upper triangle of a 41 x 41"):
         unpack_symmetric(packed, 41)
+    with pytest.raises(ValueError, match="do not decompress"):
+        unpack_symmetric(dataclasses.replace(packed, high_bytes=packed.high_bytes[:-4]), 40)
+
+
+def test_a_zca_of_real_image_statistics_packs_to_under_half_its_size():
+    """The sign-and-exponent bytes of a real whitening matrix compress; that is what keeps a CIFAR file small."""
+    from nin.data.preprocess import fit_zca, global_contrast_normalize, zca_from_tensors, zca_tensors
+
+    rng = np.random.default_rng(1)
+    smooth = np.cumsum(np.cumsum(rng.normal(size=(600, 16, 16)), axis=1), axis=2)   # correlated like pixels
+    params = fit_zca(global_contrast_normalize(smooth.reshape(600, -1)))
+    tensors = zca_tensors(params)
+    assert sum(t.nbytes for t in tensors.values()) < 0.5 * params.matrix.nbytes
+    assert np.array_equal(zca_from_tensors(tensors).matrix, params.matrix)
+
+
+def test_weights_files_with_the_older_float16_packing_still_load():
+    from nin.data.preprocess import zca_from_tensors
+
+    matrix = np.array([[2.0, 0.5], [0.5, 3.0]], dtype=np.float32)
+    old = {"zca_mean": np.zeros(2, np.float32), "zca_upper": np.array([2.0, 0.5, 3.0], np.float16),
+           "zca_exact_index": np.array([2], np.int32), "zca_exact_value": np.array([3.0], np.float32)}
+    assert np.array_equal(zca_from_tensors(old).matrix, matrix)

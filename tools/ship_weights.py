@@ -5,12 +5,13 @@
 The card records the data set, recipe, epochs, test error, the training command and the sha256
 that `nin` checks before loading the file.
 
-For GCN + ZCA models (CIFAR) the weights file stores the ZCA matrix packed (float16 upper triangle
-plus its largest entries exact). The shipped file is then evaluated on the test set in `--data-dir`
-exactly as `nin eval NAME` does, and once more with the exact float32 whitening of the run's cache:
-the card records the shipped file's error (what users get), the error measured in training, and how
-many test predictions the packing changed; the exact-ZCA predictions are written to tests/data/ for
-tests/test_shipped_weights.py to compare against.
+For GCN + ZCA models (CIFAR) the shipped file stores the run's float32 ZCA matrix, from the run's
+preprocessing cache, packed losslessly (nin.data.preprocess.PackedSymmetric; files from runs before
+that packing held a float16 copy, which is replaced here). The shipped file is then evaluated on the
+test set in `--data-dir` exactly as `nin eval NAME` does, and once more with the cache's matrix: the
+card records the shipped file's error (what users get), the error measured in training, and how many
+test predictions the packing changed (none, when it is lossless); the exact-ZCA predictions are
+written to tests/data/ for tests/test_shipped_weights.py to compare against.
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from nin.config import LOCATION_FIELDS   # the fields that say where things were, not what was done
-from nin.data.preprocess import ZcaParams
+from nin.data.preprocess import ZcaParams, zca_tensors
 from nin.data.sources import load_raw_test
 from nin.evaluate import evaluate_on_test, true_class_peaks
+from nin.files import PREPROCESS_PREFIX, load_weights, save_weights
 from nin.inference import Trained, load_trained, shipped_weights_dir
 from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
 from nin.reproduce.results import splice_table
@@ -41,11 +44,31 @@ def predictions_file(name: str) -> Path:
     return PREDICTIONS_DIR / f"{name}-test-predictions.npy"
 
 
+def run_zca(run_dir: Path) -> ZcaParams:
+    """The float32 ZCA the run fitted, from its preprocessing cache (its weights file may hold a lossy copy)."""
+    cache = Path(json.loads((run_dir / DATA_FILE).read_text())["cache"])
+    return ZcaParams(np.load(cache / "zca_mean.npy"), np.load(cache / "zca_matrix.npy"))
+
+
+def write_shipped_weights(run_dir: Path, target: Path, gcn_zca: bool) -> None:
+    """The run's weights file, with the ZCA tensors rewritten from the exact matrix where there is one."""
+    if not gcn_zca:
+        shutil.copyfile(run_dir / WEIGHTS_FILE, target)
+        return
+    tensors, meta = load_weights(run_dir / WEIGHTS_FILE)
+    tensors = {k: v for k, v in tensors.items() if not k.startswith(PREPROCESS_PREFIX)}
+    tensors.update({PREPROCESS_PREFIX + k: torch.from_numpy(np.array(v)) for k, v in zca_tensors(run_zca(run_dir)).items()})
+    save_weights(target, tensors, meta)
+
+
 def check_packed_zca(run_dir: Path, packed: Trained, name: str, data_dir: Path) -> dict:
     """Evaluate the shipped file and the same weights with the run's exact ZCA; returns the card fields."""
-    cache = Path(json.loads((run_dir / DATA_FILE).read_text())["cache"])
-    exact = dataclasses.replace(packed, zca=ZcaParams(np.load(cache / "zca_mean.npy"),
-                                                      np.load(cache / "zca_matrix.npy")))
+    exact = dataclasses.replace(packed, zca=run_zca(run_dir))
+    # Runs before fit_zca symmetrised its product hold a matrix off by an ulp in a few entries below the
+    # diagonal; the packing keeps the upper triangle, which must come back bit for bit.
+    upper = np.triu(exact.zca.matrix)
+    if not np.array_equal(packed.zca.matrix, upper + np.triu(upper, 1).T):
+        raise SystemExit(f"{name}: the shipped ZCA matrix differs from the run's ({run_dir})")
     shipped_eval = evaluate_on_test(packed, data_dir=data_dir, offline=True)
     exact_eval = evaluate_on_test(exact, data_dir=data_dir, offline=True)
     PREDICTIONS_DIR.mkdir(exist_ok=True)
@@ -63,7 +86,7 @@ def ship(run_dir: Path, name: str, command: str, data_dir: Path | None = None) -
     config = json.loads((run_dir / CONFIG_FILE).read_text())
     target = REPO / "src" / "nin" / "weights" / f"{name}.safetensors"
     target.parent.mkdir(exist_ok=True)
-    shutil.copyfile(run_dir / WEIGHTS_FILE, target)
+    write_shipped_weights(run_dir, target, card.get("preprocess") == "gcn-zca")
     shipped = {
         "name": name, "weights": target.name, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
         "bytes": target.stat().st_size, "dataset": card["dataset"], "data": card.get("data"),

@@ -87,13 +87,7 @@ def load_trained(path: Path | str) -> Trained:
         model.load_state_dict(state)
         zca = None
         if meta.get("preprocess") == "gcn-zca":
-            mean = extra["zca_mean"].numpy()
-            if "zca_matrix" in extra:   # files written before the matrix was packed
-                matrix = extra["zca_matrix"].numpy()
-            else:
-                matrix = preprocess.unpack_symmetric(preprocess.PackedSymmetric(
-                    *(extra[f"zca_{name}"].numpy() for name in ("upper", "exact_index", "exact_value"))), len(mean))
-            zca = preprocess.ZcaParams(mean, matrix)
+            zca = preprocess.zca_from_tensors({k: v.numpy() for k, v in extra.items()})
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         reason = str(e).splitlines()[0][:200]
         raise NinError(f"{weights_path}: the weights do not match the model they describe ({reason})") from None
