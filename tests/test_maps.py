@@ -101,3 +101,45 @@ def test_gradient_saliency_shape_and_sign():
     x = torch.randn(2, 1, 28, 28)
     s = gradient_saliency(model, x, torch.tensor([3, 4]))
     assert s.shape == (2, 28, 28) and (s >= 0).all() and s.sum() > 0
+
+
+def test_thresholds_are_chosen_by_validation_hit_rate_ties_to_the_lower():
+    from nin.localization.benchmark import Heatmaps, choose_thresholds
+    from nin.localization.canvas import Canvases
+
+    heat = np.zeros((2, 20, 20), dtype=np.float32)
+    heat[:, 5:10, 5:10] = 1.0     # the object: a plateau at the maximum
+    heat[:, 0:20, 0:12] += 0.3    # a broad glow around it, which low thresholds take in
+    truth = np.array([[5, 5, 10, 10]] * 2)
+    canvases = Canvases(np.zeros((2, 1, 20, 20), np.uint8), np.zeros(2, np.int64), truth)
+    maps = Heatmaps(np.zeros(2), heat, heat, heat[:, ::-1].copy(), (5, 5))
+    best, sweep = choose_thresholds(maps, canvases, (0.2, 0.5, 0.9))
+    assert sweep["cam"] == {0.2: 0.0, 0.5: 1.0, 0.9: 1.0} and best["cam"] == 0.5
+    assert best["saliency"] == 0.2 and set(sweep["saliency"].values()) == {0.0}
+
+
+def test_localize_from_nin_mnist_beats_the_centred_box(mnist_dir, tmp_path):
+    """`nin localize` end to end on a few hundred canvases: thresholds from validation, all three locators."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "loc.json"
+    result = subprocess.run([sys.executable, "-m", "nin", "localize", "--data-dir", str(mnist_dir), "--offline",
+                             "--train-count", "256", "--val-count", "100",
+                             "--test-count", "100", "--epochs", "1", "--thresholds", "0.2", "0.4", "--no-progress",
+                             "--json", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    results = json.loads(out.read_text())
+    assert set(results["locators"]) == {"cam", "saliency", "centred"} and results["map_size"] == [16, 16]
+    assert results["chosen_thresholds"]["cam"] in (0.2, 0.4)
+    hits = {name: r["all"]["hit_rate"] for name, r in results["locators"].items()}
+    assert hits["cam"] > hits["centred"] + 0.2, hits   # digits found, not guessed at the centre
+    assert results["config"]["init_weights"] == "nin-mnist"   # the default: start from the shipped digits model
+    bad = subprocess.run([sys.executable, "-m", "nin", "localize", "--thresholds", "1.5"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "expected fractions in (0, 1]" in bad.stderr
+    wrong = subprocess.run([sys.executable, "-m", "nin", "localize", "--data-dir", str(mnist_dir), "--offline",
+                            "--init-weights", "nin-cifar10", "--train-count", "8", "--val-count", "8",
+                            "--test-count", "8"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "expected a GAP model of 1-channel images" in wrong.stderr, wrong.stderr
+    assert len(wrong.stderr.strip().splitlines()) == 1

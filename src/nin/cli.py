@@ -193,12 +193,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_localize(args) -> int:
-    from nin.localization.benchmark import LocalizeConfig, format_results, run_benchmark
+    from nin.localization.benchmark import THRESHOLDS, LocalizeConfig, format_results, run_benchmark
     from nin.files import atomic_write_json
 
     cfg = LocalizeConfig(data_dir=args.data_dir, offline=args.offline, train_count=args.train_count,
-                         test_count=args.test_count, size=args.size, clutter=args.clutter, epochs=args.epochs,
-                         threshold=args.threshold, seed=args.seed, progress=args.progress)
+                         val_count=args.val_count, test_count=args.test_count, size=args.size, clutter=args.clutter,
+                         epochs=args.epochs, thresholds=tuple(args.thresholds or THRESHOLDS),
+                         init_weights=None if args.from_scratch else args.init_weights,
+                         seed=args.seed, progress=args.progress)
     results = run_benchmark(cfg)
     print(format_results(results))
     if args.json:
@@ -373,11 +375,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the MNIST files")
     p.add_argument("--offline", action="store_true")
     p.add_argument("--train-count", type=int, default=20_000)
+    p.add_argument("--val-count", type=int, default=1_000, help="canvases the thresholds are chosen on")
     p.add_argument("--test-count", type=int, default=2_000)
     p.add_argument("--size", type=int, default=64, help="canvas side in pixels")
     p.add_argument("--clutter", type=int, default=4, help="fragments of other digits per canvas")
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--threshold", type=float, default=0.2)
+    p.add_argument("--thresholds", type=float, nargs="+", metavar="T",
+                   help="heat-map thresholds (fractions of the maximum) to choose from on the validation canvases "
+                        "(default 0.1, 0.2, ..., 0.9)")
+    p.add_argument("--init-weights", metavar="NAME_OR_FILE", default="nin-mnist",
+                   help="weights to start from (default: the shipped nin-mnist, trained on centred digits); "
+                        "the canvases' boxes are never seen either way")
+    p.add_argument("--from-scratch", action="store_true", help="start from a fresh LSUV-initialised nin-mnist")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", dest="progress", action="store_false")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
