@@ -36,7 +36,7 @@ def nin_fashion_mnist(pretrained: bool = False):
 
 
 def nin_cifar10(pretrained: bool = False):
-    """NIN for CIFAR-10 (966,986 parameters); pretrained: the shipped nin-cifar10, once there is one."""
+    """NIN for CIFAR-10 (966,986 parameters); pretrained: the shipped nin-cifar10 (see its card)."""
     return build_preset("nin-cifar10", "nin-cifar10" if pretrained else None)
 
 

@@ -57,7 +57,8 @@ def write_shipped_weights(run_dir: Path, target: Path, gcn_zca: bool) -> None:
         return
     tensors, meta = load_weights(run_dir / WEIGHTS_FILE)
     tensors = {k: v for k, v in tensors.items() if not k.startswith(PREPROCESS_PREFIX)}
-    tensors.update({PREPROCESS_PREFIX + k: torch.from_numpy(np.array(v)) for k, v in zca_tensors(run_zca(run_dir)).items()})
+    packed = zca_tensors(run_zca(run_dir))
+    tensors.update({PREPROCESS_PREFIX + k: torch.from_numpy(np.array(v)) for k, v in packed.items()})
     save_weights(target, tensors, meta)
 
 

@@ -140,11 +140,8 @@ def _symmetric(upper: np.ndarray, n: int) -> np.ndarray:
     return matrix
 
 
-ZCA_TENSORS = ("zca_mean", "zca_low_bytes", "zca_high_bytes")
-
-
 def zca_tensors(params: ZcaParams) -> dict[str, np.ndarray]:
-    """What a weights file stores of a fitted ZCA (named as in ZCA_TENSORS)."""
+    """What a weights file stores of a fitted ZCA: its mean and its matrix, packed."""
     packed = pack_symmetric(params.matrix)
     return {"zca_mean": params.mean, "zca_low_bytes": packed.low_bytes, "zca_high_bytes": packed.high_bytes}
 
