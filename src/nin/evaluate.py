@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nin.data.batches import make_prepare
@@ -55,16 +56,24 @@ def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Pat
     return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1))
 
 
-def true_class_peaks(trained: Trained, images: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
-    """(correctly classified images, those among them whose true class's map has the highest peak).
+def true_class_peak_flags(trained: Trained, images: torch.Tensor, labels: torch.Tensor
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per image (bool arrays): correctly classified, and correctly classified with the true class's map
+    having the highest peak. fp32, in batches of 1,000.
 
     The prediction is the map with the highest mean; the peak is a separate check that the maps
     locate the class rather than only average to it (the paper's "hint of localisation")."""
-    right = strongest_right = 0
+    correct, strongest = [], []
     for start in range(0, len(labels), 1000):
         batch, truth = images[start:start + 1000], labels[start:start + 1000]
         maps, logits = class_maps(trained.model, model_inputs(trained, batch))
-        correct = logits.argmax(dim=1) == truth
-        right += int(correct.sum())
-        strongest_right += int((correct & (strongest_map(maps) == truth)).sum())
-    return right, strongest_right
+        right = logits.argmax(dim=1) == truth
+        correct.append(right.numpy())
+        strongest.append((right & (strongest_map(maps) == truth)).numpy())
+    return np.concatenate(correct), np.concatenate(strongest)
+
+
+def true_class_peaks(trained: Trained, images: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
+    """(correctly classified images, those among them whose true class's map has the highest peak)."""
+    correct, strongest = true_class_peak_flags(trained, images, labels)
+    return int(correct.sum()), int(strongest.sum())
