@@ -41,5 +41,5 @@ def nin_cifar10(pretrained: bool = False):
 
 
 def nin_cifar100(pretrained: bool = False):
-    """NIN for CIFAR-100 (984,356 parameters); pretrained: the shipped nin-cifar100, once there is one."""
+    """NIN for CIFAR-100 (984,356 parameters); pretrained: the shipped nin-cifar100 (see its card)."""
     return build_preset("nin-cifar100", "nin-cifar100" if pretrained else None)
