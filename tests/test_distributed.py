@@ -38,3 +38,17 @@ def test_batch_size_must_split_over_processes(mnist_dir, tmp_path):
     result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode != 0
     assert "does not split evenly over 2 processes" in result.stderr
+
+
+def test_under_torchrun_nin_exits_without_finalizing_the_interpreter():
+    """torch 2.14's DDP leaves gloo worker threads running past destroy_process_group, and one that
+    finishes with a collective during interpreter finalization aborts the process (CI, 2026-12-02).
+    Under torchrun (WORLD_SIZE > 1) `python -m nin` therefore ends with os._exit, keeping its exit code."""
+    probe = ("import atexit, runpy, sys; atexit.register(print, 'finalized'); "
+             "sys.argv = ['nin', 'eval', '/nonexistent-run']; runpy.run_module('nin', run_name='__main__')")
+    for world, finalized in (("1", True), ("2", False)):
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                env={**os.environ, "WORLD_SIZE": world})
+        assert result.returncode == 2, result.stderr
+        assert "no such run folder" in result.stderr    # the error was printed (flushed) before leaving
+        assert ("finalized" in result.stdout) is finalized, (world, result.stdout)
