@@ -29,7 +29,7 @@ import torch
 from nin.config import LOCATION_FIELDS   # the fields that say where things were, not what was done
 from nin.data.preprocess import ZcaParams, zca_tensors
 from nin.data.sources import load_raw_test
-from nin.evaluate import evaluate_on_test, true_class_peak_flags
+from nin.evaluate import evaluate_on_test, pack_peak_flags, true_class_peak_flags
 from nin.files import PREPROCESS_PREFIX, load_weights, save_weights
 from nin.inference import Trained, load_trained, shipped_weights_dir
 from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
@@ -45,7 +45,7 @@ def predictions_file(name: str) -> Path:
 
 
 def peak_flags_file(name: str) -> Path:
-    """Per test image: bit 0 correctly classified, bit 1 also the true class's map peaks highest."""
+    """Per test image, one byte (nin.evaluate.pack_peak_flags): correct, and the true class's map peaks highest."""
     return PREDICTIONS_DIR / f"{name}-true-class-peaks.npy"
 
 
@@ -107,7 +107,7 @@ def ship(run_dir: Path, name: str, command: str, data_dir: Path | None = None) -
     if data_dir is not None and trained.model.has_class_maps:
         test = load_raw_test(card["dataset"], data_dir, offline=True)
         correct, strongest = true_class_peak_flags(trained, test.images, test.labels)
-        np.save(peak_flags_file(name), correct.astype(np.uint8) | (strongest.astype(np.uint8) << 1))
+        np.save(peak_flags_file(name), pack_peak_flags(correct, strongest))
         right, peaks = int(correct.sum()), int(strongest.sum())
         shipped["true_class_peak"] = {"correct": right, "true_class_map_has_highest_peak": peaks,
                                       "percent": round(100 * peaks / right, 2)}

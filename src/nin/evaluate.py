@@ -73,6 +73,16 @@ def true_class_peak_flags(trained: Trained, images: torch.Tensor, labels: torch.
     return np.concatenate(correct), np.concatenate(strongest)
 
 
+def pack_peak_flags(correct: np.ndarray, strongest: np.ndarray) -> np.ndarray:
+    """One byte per image, as shipped beside the weights: bit 0 correct, bit 1 true-class peak highest."""
+    return correct.astype(np.uint8) | (strongest.astype(np.uint8) << 1)
+
+
+def unpack_peak_flags(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`pack_peak_flags` undone: (correct, strongest) as bool arrays."""
+    return (flags & 1).astype(bool), (flags & 2).astype(bool)
+
+
 def true_class_peaks(trained: Trained, images: torch.Tensor, labels: torch.Tensor) -> tuple[int, int]:
     """(correctly classified images, those among them whose true class's map has the highest peak)."""
     correct, strongest = true_class_peak_flags(trained, images, labels)
