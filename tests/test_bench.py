@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from nin.bench import matmul_peak, plain_model
+from nin.bench import TABLE_BEGIN, TABLE_END, matmul_peak, plain_model, speed_table
 from nin.models import build_model
 from nin.provenance import REPO
 from nin.train.device import autocast, cpu_has_bf16
@@ -71,3 +71,11 @@ def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
     assert [row[0] for row in epochs] == ["1", "2"]
     assert all(float(row[1]) > 0 and 0 <= float(row[3]) <= 100 for row in epochs)
     assert "total:" in result.stdout
+
+
+def test_the_speed_table_in_the_docs_is_made_from_the_bench_record():
+    record = json.loads((REPO / "results" / "bench-nin-cifar10.json").read_text())
+    text = (REPO / "docs" / "speed.md").read_text()
+    assert text[text.index(TABLE_BEGIN) + len(TABLE_BEGIN):text.index(TABLE_END)].strip() == speed_table(record)
+    # The verdicts follow the figures, not the text: a slower step misses the 80% target.
+    assert "| 80% (met) |" in speed_table(record) and "| 80% (not met) |" in speed_table({**record, "train_mfu": 0.5})

@@ -211,3 +211,31 @@ def format_bench(r: dict) -> str:
         ("peak resident memory", f"{r['peak_rss_gb']:.2f} GB", ""),
     ]
     return "\n".join(f"{a:<26} {b:>16}   {c}" for a, b, c in rows)
+
+
+# The marked block of docs/speed.md that holds speed_table(results/bench-nin-cifar10.json).
+TABLE_BEGIN = "<!-- speed table: made from results/bench-nin-cifar10.json by nin.bench.speed_table; tested -->"
+TABLE_END = "<!-- end of speed table -->"
+
+
+def speed_table(r: dict) -> str:
+    """A `nin bench --json` record as the Markdown table docs/speed.md carries, beside issue 6's targets."""
+    def target(text: str, met: bool) -> str:
+        return f"{text} ({'met' if met else 'not met'})"
+
+    return "\n".join([
+        "| figure | measured | target (issue 6) |", "|---|---:|---:|",
+        f"| matmul peak fp32 / bf16 | {r['peak_gflops_fp32']:.0f} / {r['peak_gflops_bf16']:.0f} GFLOP/s | |",
+        f"| training step, {r['precision']} + channels-last | {r['train_images_per_s']:.0f} img/s = "
+        f"{r['train_gflops']:.0f} GFLOP/s = **{100 * r['train_mfu']:.1f}%** of the {r['mfu_peak']} peak | "
+        f"{target('80%', r['train_mfu'] >= 0.8)} |",
+        f"| training vs plain fp32 ({r['plain_train_images_per_s']:.0f} img/s, "
+        f"{100 * r['plain_train_mfu_fp32']:.1f}% of the fp32 peak) | **{r['train_speedup_vs_plain']:.2f}x** "
+        f"(ceiling {r['train_speedup_ceiling']:.2f}x) | {target('4.5x', r['train_speedup_vs_plain'] >= 4.5)} |",
+        f"| inference vs plain fp32 ({r['infer_images_per_s']:.0f} vs {r['plain_infer_images_per_s']:.0f} img/s) | "
+        f"**{r['infer_speedup_vs_plain']:.2f}x** (ceiling {r['infer_speedup_ceiling']:.2f}x) | "
+        f"{target('5x', r['infer_speedup_vs_plain'] >= 5)} |",
+        f"| `nin train` epoch loop vs pure step | {100 * r['end_to_end_fraction']:.1f}% | "
+        f"{target('95%', r['end_to_end_fraction'] >= 0.95)} |",
+        f"| peak resident memory of the benchmark process | {r['peak_rss_gb']:.2f} GB | under 3 GB |",
+    ])
