@@ -10,8 +10,9 @@ from nin.config import TrainConfig
 from nin.models import PRESETS
 from nin.reproduce.experiments import load_experiments
 from nin.provenance import REPO
-from nin.reproduce.results import CARDS_SINCE, TABLE_BEGIN, TABLE_END, load_records, merge, splice_table
-from nin.reproduce.table import render_table, summarize
+from nin.reproduce.results import (CARDS_SINCE, TABLE_BEGIN, TABLE_END, kept_histories, load_records, merge,
+                                   splice_table)
+from nin.reproduce.table import render_curves, render_table, summarize
 
 
 def test_every_experiment_file_is_valid_and_uses_a_real_preset():
@@ -42,6 +43,21 @@ def test_table_rows_not_run_and_short_budget():
     assert "| svhn | SVHN, NIN | 2.35 | not run: svhn data not found |" in table
 
 
+def test_learning_curves_show_every_fifth_and_the_last_epoch_of_comparison_runs():
+    experiments = load_experiments()
+    rows = [{"epoch": str(e), "train_accuracy": str(10.0 * e), "test_accuracy": str(5.0 * e)} for e in range(1, 8)]
+    records = [{"experiment": "cifar10-10k-fc", "seed": 1}, {"experiment": "cifar10-10k-gap", "seed": 0},
+               {"experiment": "cifar10-aug", "seed": 0}]   # the last is not a comparison: left out
+    histories = {("cifar10-10k-fc", 1): rows, ("cifar10-aug", 0): rows,
+                 ("cifar10-10k-gap", 0): [{"epoch": "5", "train_accuracy": "90", "val_accuracy": "70",
+                                           "test_accuracy": "0"}]}
+    assert render_curves(experiments, records, histories).splitlines() == [
+        "| experiment | seed | epoch 5 | epoch 7 |", "|---|---|---:|---:|",
+        "| cifar10-10k-fc | 1 | 50.0 / 25.0 | 70.0 / 35.0 |",
+        "| cifar10-10k-gap | 0 | 90.0 / 70.0 |  |"]       # validation accuracy where the run had a split
+    assert render_curves(experiments, records, {}) == ""
+
+
 def test_merge_replaces_same_experiment_and_seed():
     old = [{"experiment": "a", "seed": 0, "v": 1}, {"experiment": "a", "seed": 1, "v": 1}]
     assert merge(old, [{"experiment": "a", "seed": 0, "v": 2}]) == [{"experiment": "a", "seed": 0, "v": 2},
@@ -67,6 +83,8 @@ def test_committed_tables_match_the_committed_records():
     for table in (block, (REPO / "results" / "README.md").read_text()):
         for line in measured:
             assert line in table
+    curves = render_curves(experiments, records, kept_histories(REPO / "results", records))
+    assert curves in (REPO / "results" / "README.md").read_text()
 
 
 def test_every_recent_record_matches_its_committed_card():

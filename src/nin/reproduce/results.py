@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import shutil
 from pathlib import Path
 
 from nin.reproduce.experiments import Experiment
-from nin.reproduce.table import render_table
+from nin.reproduce.table import render_curves, render_table
 from nin.files import atomic_write_json, atomic_write_text
 
 RECORDS_FILE, TABLE_FILE, NOTES_FILE = "runs.json", "README.md", "notes.md"   # notes.md: written by hand
@@ -47,6 +48,25 @@ def keep_card(folder: Path, record: dict, run_dir: Path) -> dict:
             "card_sha256": hashlib.sha256(card.read_bytes()).hexdigest()}
 
 
+CURVES_INTRO = """## Learning curves of the comparison runs
+
+Training / test accuracy in percent by epoch, from the metrics.csv kept with each run's card in
+cards/ (training accuracy is measured during the epoch, with dropout and the recipe's label
+smoothing on). A run whose training accuracy is far above its test accuracy overfits.
+"""
+
+
+def kept_histories(folder: Path, records: list[dict]) -> dict[tuple[str, int], list[dict]]:
+    """(experiment, seed) -> the per-epoch rows of the metrics.csv kept beside each record's card."""
+    histories = {}
+    for r in records:
+        metrics = (Path(folder) / r["card"]).with_name("metrics.csv") if "card" in r else None
+        if metrics is not None and metrics.is_file():
+            with metrics.open(newline="") as f:
+                histories[(r["experiment"], r["seed"])] = list(csv.DictReader(f))
+    return histories
+
+
 def merge(records: list[dict], new: list[dict]) -> list[dict]:
     """New records replace old ones of the same experiment and seed."""
     keys = {(r["experiment"], r["seed"]) for r in new}
@@ -70,9 +90,11 @@ def write_results(folder: Path, experiments: dict[str, Experiment], records: lis
     """
     folder = Path(folder)
     table = render_table(experiments, records, not_run)
+    curves = render_curves(experiments, records, kept_histories(folder, records))
     notes = (folder / NOTES_FILE).read_text() if (folder / NOTES_FILE).is_file() else ""
     atomic_write_json(folder / RECORDS_FILE, records)
-    atomic_write_text(folder / TABLE_FILE, f"{INTRO}\n{table}\n\n{notes}")
+    curves_section = f"{CURVES_INTRO}\n{curves}\n\n" if curves else ""
+    atomic_write_text(folder / TABLE_FILE, f"{INTRO}\n{table}\n\n{curves_section}{notes}")
     spliced = splice_table(readme.read_text(), table) if readme is not None and readme.is_file() else None
     if spliced is not None:
         atomic_write_text(readme, spliced)

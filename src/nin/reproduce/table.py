@@ -37,3 +37,28 @@ def render_table(experiments: dict[str, Experiment], records: list[dict], not_ru
                      f"{rows[0]['data']} | {epochs} | {wall} | {rows[0]['machine']} | `{rows[0]['command']}` | "
                      f"{', '.join(commits)} |")
     return "\n".join(lines)
+
+
+def _held_out_accuracy(row: dict) -> float:
+    """The epoch's accuracy on the held-out split it was evaluated on (validation if the run had one, else test)."""
+    return float(row["val_accuracy"] if "val_accuracy" in row else row["test_accuracy"])
+
+
+def render_curves(experiments: dict[str, Experiment], records: list[dict], histories: dict[tuple[str, int], list[dict]],
+                  group: str = "comparison") -> str:
+    """Training against held-out accuracy every 5 epochs (and at the last) for each run of `group` whose
+    per-epoch metrics were kept (histories: (experiment, seed) -> metrics.csv rows); '' if there are none."""
+    runs = [(r["experiment"], r["seed"]) for r in records
+            if r["experiment"] in experiments and experiments[r["experiment"]].group == group
+            and (r["experiment"], r["seed"]) in histories]
+    if not runs:
+        return ""
+    by_epoch = {run: {int(float(row["epoch"])): row for row in histories[run]} for run in runs}
+    columns = sorted({e for rows in by_epoch.values() for e in rows if e % 5 == 0} | {max(rows) for rows in by_epoch.values()})
+    lines = ["| experiment | seed | " + " | ".join(f"epoch {e}" for e in columns) + " |",
+             "|---|---|" + "---:|" * len(columns)]
+    for run in runs:
+        cells = [f"{float(row['train_accuracy']):.1f} / {_held_out_accuracy(row):.1f}" if (row := by_epoch[run].get(e))
+                 else "" for e in columns]
+        lines.append(f"| {run[0]} | {run[1]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
