@@ -54,7 +54,8 @@ def render_curves(experiments: dict[str, Experiment], records: list[dict], histo
     if not runs:
         return ""
     by_epoch = {run: {int(float(row["epoch"])): row for row in histories[run]} for run in runs}
-    columns = sorted({e for rows in by_epoch.values() for e in rows if e % 5 == 0} | {max(rows) for rows in by_epoch.values()})
+    every_fifth = {e for rows in by_epoch.values() for e in rows if e % 5 == 0}
+    columns = sorted(every_fifth | {max(rows) for rows in by_epoch.values()})
     lines = ["| experiment | seed | " + " | ".join(f"epoch {e}" for e in columns) + " |",
              "|---|---|" + "---:|" * len(columns)]
     for run in runs:
