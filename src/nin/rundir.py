@@ -92,6 +92,12 @@ def claim(run_dir: Path, resume: bool, overwrite: bool) -> RunFolderLock:
     return lock
 
 
+def read_metrics(path: Path) -> list[dict]:
+    """The rows `write_metrics` wrote, as numbers."""
+    with open(path, newline="") as f:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
 def write_metrics(path: Path, rows: list[dict]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))

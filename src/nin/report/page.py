@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 from pathlib import Path
@@ -18,7 +17,7 @@ from nin.maps.figure import render_rows
 from nin.pictures import png_bytes
 from nin.report.plots import confusion_matrix, training_curves
 from nin.files import atomic_write_text
-from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, REPORT_FILE
+from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, REPORT_FILE, read_metrics
 
 MAP_SAMPLES = 8
 MAP_CLASSES = 5   # maps drawn per image: six columns stay readable at the page's width without scaling
@@ -55,11 +54,6 @@ def format_metric(key: str, value: float) -> str:
     return f"{value:g}"
 
 
-def _read_history(run_dir: Path) -> list[dict]:
-    with open(run_dir / METRICS_FILE, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
-
-
 def maps_page(run_dir: Path, config: dict, samples: int = MAP_SAMPLES) -> bytes:
     """Confidence maps of the first `samples` test images."""
     trained = load_trained(run_dir)
@@ -75,7 +69,7 @@ def build_report(run_dir: Path) -> str:
     try:
         config = json.loads((run_dir / CONFIG_FILE).read_text())
         card = json.loads((run_dir / CARD_FILE).read_text())
-        history = _read_history(run_dir)
+        history = read_metrics(run_dir / METRICS_FILE)
     except (OSError, ValueError) as e:
         raise NinError(f"{run_dir}: not a finished run folder ({e}); `nin report` needs config.json, "
                        "card.json and metrics.csv from `nin train`") from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import shutil
@@ -11,6 +10,7 @@ from pathlib import Path
 from nin.reproduce.experiments import Experiment
 from nin.reproduce.table import render_curves, render_table
 from nin.files import atomic_write_json, atomic_write_text
+from nin.rundir import read_metrics
 
 RECORDS_FILE, TABLE_FILE, NOTES_FILE = "runs.json", "README.md", "notes.md"   # notes.md: written by hand
 # Each record's run card and per-epoch metrics, kept beside the records (the run folders are not).
@@ -62,8 +62,7 @@ def kept_histories(folder: Path, records: list[dict]) -> dict[tuple[str, int], l
     for r in records:
         metrics = (Path(folder) / r["card"]).with_name("metrics.csv") if "card" in r else None
         if metrics is not None and metrics.is_file():
-            with metrics.open(newline="") as f:
-                histories[(r["experiment"], r["seed"])] = list(csv.DictReader(f))
+            histories[(r["experiment"], r["seed"])] = read_metrics(metrics)
     return histories
 
 
