@@ -8,14 +8,13 @@ drift from them (tests/test_trials.py checks the committed table).
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
 
 from nin.errors import NinError
 from nin.files import atomic_write_json, atomic_write_text
-from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE
+from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, read_metrics
 
 TRIAL_FILE = "trial.json"
 
@@ -40,19 +39,18 @@ def load_trials(trials_dir: Path) -> list[dict]:
     """Every trial record: its trial.json, card and metrics rows."""
     trials = []
     for folder in sorted(p for p in Path(trials_dir).iterdir() if (p / TRIAL_FILE).is_file()):
-        with open(folder / METRICS_FILE, newline="") as f:
-            rows = list(csv.DictReader(f))
         trials.append({**json.loads((folder / TRIAL_FILE).read_text()),
-                       "card": json.loads((folder / CARD_FILE).read_text()), "metrics": rows})
+                       "card": json.loads((folder / CARD_FILE).read_text()),
+                       "metrics": read_metrics(folder / METRICS_FILE)})
     return trials
 
 
-def _number(text: str | None) -> str:
-    return f"{float(text):.2f}" if text else "-"
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _curve(rows: list[dict], key: str) -> str:
-    return " ".join(f"{float(r[key]):.1f}" for r in rows if r.get(key))
+    return " ".join(f"{r[key]:.1f}" for r in rows if key in r)
 
 
 def render_table(trials_dir: Path) -> str:
@@ -73,7 +71,7 @@ def render_table(trials_dir: Path) -> str:
             last = rows[-1]
             lines.append(
                 f"| {t['name']} | {t['change']} | {card['epochs']} | {_curve(rows, 'val_accuracy')} | "
-                f"{float(last['train_accuracy']):.2f} | {_number(last.get('val_accuracy'))} | "
+                f"{last['train_accuracy']:.2f} | {_number(last.get('val_accuracy'))} | "
                 f"{card['wall_seconds'] / 60:.0f} | {card['commit'][:8]} | "
                 f"{t['note']} |")
         lines.append("")
