@@ -23,6 +23,7 @@ import numpy as np
 import scipy.io
 
 from nin.data.sources import load_dataset
+from nin.provenance import peak_memory_bytes
 
 SIZES = {"train": 73_257, "extra": 531_131, "test": 26_032}
 
@@ -34,15 +35,6 @@ def write_synthetic(folder: Path) -> None:
         y = (np.arange(n) % 10 + 1).astype(np.uint8)[:, None]
         scipy.io.savemat(folder / f"{split}_32x32.mat", {"X": x, "y": y})
         del x
-
-
-def peak_rss_gb() -> float:
-    """This process's own peak resident memory (VmHWM). ru_maxrss would not do: after fork and exec it
-    starts from the parent's resident size, so a child of a big parent reports the parent's peak."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024 ** 2
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
 
 def main() -> None:
@@ -61,8 +53,8 @@ def main() -> None:
         readers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
         print(f"train {len(data.train):,}, val {len(data.val):,}, test {len(data.test):,} images, "
               f"{data.train.images.dtype}; load + split + LCN + cache: {seconds:.0f} s")
-        print(f"peak RSS: the loading process {peak_rss_gb():.2f} GB; its .mat readers (child processes) at "
-              f"most {readers:.2f} GB (an upper bound: it includes the loader's size when each started)")
+        print(f"peak RSS: the loading process {peak_memory_bytes() / 1024 ** 3:.2f} GB; its .mat readers "
+              f"(child processes) at most {readers:.2f} GB (an upper bound: it includes the loader's size when each started)")
         return
     work = Path(tempfile.mkdtemp(dir=args.work))
     try:

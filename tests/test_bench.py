@@ -8,7 +8,8 @@ import sys
 import pytest
 import torch
 
-from nin.bench import TABLE_BEGIN, TABLE_END, matmul_peak, plain_model, speed_table
+from nin.bench import (MEMORY_BEGIN, MEMORY_END, TABLE_BEGIN, TABLE_END, matmul_peak, memory_table, plain_model,
+                       speed_table)
 from nin.models import build_model
 from nin.provenance import REPO
 from nin.train.device import autocast, cpu_has_bf16
@@ -79,3 +80,12 @@ def test_the_speed_table_in_the_docs_is_made_from_the_bench_record():
     assert text[text.index(TABLE_BEGIN) + len(TABLE_BEGIN):text.index(TABLE_END)].strip() == speed_table(record)
     # The verdicts follow the figures, not the text: a slower step misses the 80% target.
     assert "| 80% (met) |" in speed_table(record) and "| 80% (not met) |" in speed_table({**record, "train_mfu": 0.5})
+
+
+def test_the_memory_table_in_the_docs_is_made_from_the_memory_record():
+    record = json.loads((REPO / "results" / "memory-cifar.json").read_text())
+    text = (REPO / "docs" / "speed.md").read_text()
+    assert text[text.index(MEMORY_BEGIN) + len(MEMORY_BEGIN):text.index(MEMORY_END)].strip() == memory_table(record)
+    assert {run["experiment"] for run in record["runs"]} == {"cifar10-aug", "cifar100"}
+    over = {**record, "runs": [{**record["runs"][0], "peak_memory_gb": 4.5}]}
+    assert "(not met)" in memory_table(over)

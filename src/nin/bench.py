@@ -7,8 +7,6 @@ slows both sides alike instead of biasing one.
 
 from __future__ import annotations
 
-import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from nin.data.registry import MEASURED_WHEN_LOADED, dataset_info
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.models.summary import forward_macs
+from nin.provenance import peak_memory_bytes
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import StepOptions, train_one_epoch
@@ -183,14 +182,9 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         "infer_speedup_ceiling": round(peaks[peak_key] * 1e9 / (2 * macs) / infer_ips["plain"], 3),
         "end_to_end_images_per_s": round(end_to_end_ips, 1),
         "end_to_end_fraction": round(end_to_end_ips / train_ips["fast"], 4),
-        "peak_rss_gb": round(peak_rss_bytes() / 1e9, 3),
+        "peak_rss_gb": round(peak_memory_bytes() / 1e9, 3),
     }
     return results
-
-
-def peak_rss_bytes() -> int:
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss if sys.platform == "darwin" else rss * 1024   # Linux reports KiB
 
 
 def format_bench(r: dict) -> str:
@@ -239,3 +233,16 @@ def speed_table(r: dict) -> str:
         f"{target('95%', r['end_to_end_fraction'] >= 0.95)} |",
         f"| peak resident memory of the benchmark process | {r['peak_rss_gb']:.2f} GB | under 3 GB |",
     ])
+
+
+# The marked block of docs/speed.md that holds memory_table(results/memory-cifar.json).
+MEMORY_BEGIN = "<!-- memory table: made from results/memory-cifar.json by nin.bench.memory_table; tested -->"
+MEMORY_END = "<!-- end of memory table -->"
+
+
+def memory_table(r: dict) -> str:
+    """A benchmarks/train_memory.py record as the Markdown table docs/speed.md carries, beside issue 16's target."""
+    rows = [f"| `{run['experiment']}` | {run['cache']} | **{run['peak_memory_gb']:.2f} GB** | under "
+            f"{r['target_gb']:g} GB ({'met' if run['peak_memory_gb'] < r['target_gb'] else 'not met'}) |"
+            for run in r["runs"]]
+    return "\n".join(["| recipe | cache | peak resident memory | target (issue 16) |", "|---|---|---:|---:|", *rows])

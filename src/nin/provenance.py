@@ -1,10 +1,12 @@
-"""Where a result came from: the git commit of the code and the machine it ran on."""
+"""Where a result came from: the git commit of the code, the machine it ran on, and the memory it took."""
 
 from __future__ import annotations
 
 import functools
 import platform
+import resource
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -41,3 +43,19 @@ def machine() -> str:
     except OSError:
         pass
     return f"{model}, {torch.get_num_threads()} threads"
+
+
+def peak_memory_bytes() -> int:
+    """This process's peak resident memory: Linux's VmHWM, else ru_maxrss.
+
+    VmHWM first because ru_maxrss, after fork and exec, starts from the parent's resident size: a
+    process started by a big parent (pytest, a benchmark that just wrote its data) reports the parent's.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss if sys.platform == "darwin" else rss * 1024   # Linux reports KiB

@@ -26,7 +26,7 @@ from nin.errors import NinError
 from nin.files import PREPROCESS_PREFIX, atomic_write_json, load_checkpoint, save_checkpoint, save_weights
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
-from nin.provenance import commit, machine
+from nin.provenance import commit, machine, peak_memory_bytes
 from nin.rundir import (CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, METRICS_FILE, WEIGHTS_FILE, claim,
                         write_metrics)
 from nin.train.allocator import keep_freed_memory
@@ -385,6 +385,8 @@ def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, res
         "confusion_matrix": result.confusion.tolist(), "weights": WEIGHTS_FILE,
         "weights_sha256": hashlib.sha256((run_dir / WEIGHTS_FILE).read_bytes()).hexdigest(),
         "data": data.record.get("description", data.info.name), "resumes": resumes or [],
+        # of this process: loading, preprocessing and training (after a resume, only the last stretch's)
+        "peak_memory_gb": round(peak_memory_bytes() / 1e9, 3),
     }
     atomic_write_json(run_dir / CARD_FILE, card)
     return card
