@@ -77,8 +77,9 @@ def preprocess_tensors(data: LoadedDataset) -> dict[str, torch.Tensor]:
     """What new images need besides the weights: the fitted ZCA whitening for gcn-zca, else nothing."""
     if data.zca is None:
         return {}
-    # The matrix packed losslessly in 42% of its float32 size (see preprocess.PackedSymmetric).
-    return {PREPROCESS_PREFIX + name: torch.from_numpy(value) for name, value in zca_tensors(data.zca).items()}
+    # The matrix packed losslessly in 42% of its float32 size (see preprocess.PackedSymmetric); copied,
+    # since the cache's arrays are read-only maps and torch warns on those.
+    return {PREPROCESS_PREFIX + name: torch.tensor(value) for name, value in zca_tensors(data.zca).items()}
 
 
 def rng_states() -> dict:
