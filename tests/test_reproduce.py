@@ -123,6 +123,7 @@ def test_reproduce_mnist_paper_short_budget_end_to_end(mnist_dir, tmp_path):
     (record,) = json.loads((tmp_path / "res" / "runs.json").read_text())
     card = json.loads((tmp_path / "runs" / "mnist-paper" / "seed-0" / "card.json").read_text())
     assert record["test_error"] == card["test_error"] and card["stopped_by_time_budget"] is True
+    assert 0.2 < card["peak_memory_gb"] < 8   # torch alone takes ~0.3 GB; MNIST training well under 8
     kept = tmp_path / "res" / record["card"]   # the card travels with the results, checked by its sha256
     assert record["card"] == "cards/mnist-paper/seed-0/card.json" and json.loads(kept.read_text()) == card
     assert hashlib.sha256(kept.read_bytes()).hexdigest() == record["card_sha256"]

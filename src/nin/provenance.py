@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import platform
-import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -57,5 +56,7 @@ def peak_memory_bytes() -> int:
                 return int(line.split()[1]) * 1024
     except OSError:
         pass
+    import resource   # here: the module does not exist on Windows
+
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024   # Linux reports KiB
