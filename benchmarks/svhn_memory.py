@@ -54,7 +54,8 @@ def main() -> None:
         print(f"train {len(data.train):,}, val {len(data.val):,}, test {len(data.test):,} images, "
               f"{data.train.images.dtype}; load + split + LCN + cache: {seconds:.0f} s")
         print(f"peak RSS: the loading process {peak_memory_bytes() / 1024 ** 3:.2f} GB; its .mat readers "
-              f"(child processes) at most {readers:.2f} GB (an upper bound: it includes the loader's size when each started)")
+              f"(child processes) at most {readers:.2f} GB "
+              "(an upper bound: it includes the loader's size when each started)")
         return
     work = Path(tempfile.mkdtemp(dir=args.work))
     try:

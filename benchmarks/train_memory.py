@@ -24,6 +24,7 @@ from pathlib import Path
 from nin.files import atomic_write_json
 from nin.provenance import commit, machine
 from nin.reproduce.experiments import load_experiments
+from nin.rundir import CARD_FILE
 
 EXPERIMENTS = ("cifar10-aug", "cifar100")
 LENGTH_FIELDS = ("epochs", "checkpoint_every")   # replaced by the time budget
@@ -36,7 +37,7 @@ def run(experiment: str, settings: dict, data_dir: Path, cache: Path, out: Path,
     subprocess.run([sys.executable, "-m", "nin", "train", "--config", str(config), "--data-dir", str(data_dir),
                     "--offline", "--cache-dir", str(cache), "--out", str(out), "--epochs", "1",
                     "--time-budget-minutes", str(minutes), "--no-progress"], check=True, stdout=subprocess.DEVNULL)
-    card = json.loads((out / "card.json").read_text())
+    card = json.loads((out / CARD_FILE).read_text())
     if not card["epochs"]:
         sys.exit(f"{out}: loading took the whole {minutes}-minute budget, so the peak would not include "
                  "training; rerun on a less busy machine")
