@@ -136,3 +136,13 @@ def test_reproduce_mnist_paper_short_budget_end_to_end(mnist_dir, tmp_path):
     assert again.returncode == 0 and "reusing it" in again.stdout
     (reused,) = json.loads((tmp_path / "res" / "runs.json").read_text())
     assert reused["date"] == "2020-01-02" and reused["test_error"] == record["test_error"]
+
+
+def test_a_recipe_annealed_over_its_budget_keeps_it_unless_one_is_given(tmp_path):
+    from nin.reproduce.experiments import Experiment
+    from nin.reproduce.runner import run_config
+
+    exp = Experiment("timed", "", "ours", "-", None, {"dataset": "cifar10", "recipe": "fast", "epochs": 200,
+                                                       "anneal_by_time": True, "time_budget_minutes": 150})
+    assert run_config(exp, 0, tmp_path, tmp_path, None, False).time_budget_minutes == 150
+    assert run_config(exp, 0, tmp_path, tmp_path, 20, False).time_budget_minutes == 20

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count,
+from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, time_cycle_lr,
                                 warmup_factor)
 
 
@@ -19,6 +19,15 @@ def test_warmup_is_linear_then_flat():
 ])
 def test_one_cycle_table(step, expected):
     assert math.isclose(one_cycle_lr(step, total_steps=110, peak_lr=0.1, warmup_steps=10), expected, abs_tol=1e-12)
+
+
+@pytest.mark.parametrize("step, fraction, expected", [
+    (0, 0.0, 0.01), (9, 0.0, 0.1),        # the same warm-up over 10 steps
+    (500, 0.0, 0.1), (500, 0.5, 0.05),    # then the cosine follows the time used, whatever the step
+    (10, 1.0, 0.0), (900, 1.3, 0.0),      # the budget's end, and past it
+])
+def test_time_cycle_table(step, fraction, expected):
+    assert math.isclose(time_cycle_lr(step, fraction, peak_lr=0.1, warmup_steps=10), expected, abs_tol=1e-12)
 
 
 def test_plateau_count_table():

@@ -165,3 +165,25 @@ def test_small_crop_epochs_train_the_first_epochs_on_smaller_crops(tmp_path, mni
                             small_crop_size=20))
     assert seen == [(20, 20), (20, 20), (28, 28)]   # then the full size, with the usual translation
     assert card["test_error"] < 90
+
+
+def test_anneal_by_time_brings_the_rate_down_by_the_budgets_end(tmp_path, mnist_dir, monkeypatch):
+    import nin.train.loop as loop
+
+    rates = []
+    original = loop.set_lr
+    monkeypatch.setattr(loop, "set_lr", lambda optimizer, lr: (rates.append(lr), original(optimizer, lr))[1])
+    card = fit(small_config(tmp_path, mnist_dir, "timed", epochs=1000, train_subset=2048, time_budget_minutes=0.4,
+                            anneal_by_time=True, warmup_epochs=0.5), log=lambda *_: None)
+    assert card["stopped_by_time_budget"] and 1 < card["epochs"] < 1000
+    peak = max(rates)
+    after_warmup = rates[rates.index(peak):]
+    assert all(b <= a for a, b in zip(after_warmup, after_warmup[1:]))   # the cosine only comes down
+    assert rates[-1] < 0.25 * peak   # near zero at the end, which --epochs 1000 alone would not give
+
+
+def test_anneal_by_time_needs_a_budget_and_the_fast_recipe():
+    with pytest.raises(NinError, match="--time-budget-minutes"):
+        TrainConfig(dataset="mnist", anneal_by_time=True).resolved()
+    with pytest.raises(NinError, match="--recipe fast"):
+        TrainConfig(dataset="mnist", recipe="paper", anneal_by_time=True, time_budget_minutes=5.0).resolved()

@@ -103,8 +103,13 @@ class TrainConfig:
                                    "~/.cache/nin)")
     out: str | None = _field(None, "run folder (default runs/<dataset>-<preset>-<recipe>)")
     progress: bool = _field(True, "no progress bars", flag="--no-progress")
-    time_budget_minutes: float | None = _field(None, "stop training after this many minutes of this process, then "
-                                               "evaluate and save", above=0)
+    time_budget_minutes: float | None = _field(None, "stop training after this many minutes of this process (with "
+                                               "--anneal-by-time: of training), then evaluate and save", above=0)
+    anneal_by_time: bool = _field(False, "fast recipe: the learning rate's cosine runs out after --time-budget-minutes "
+                                  "of training (loading not counted, as on the card) rather than at --epochs (then "
+                                  "only the most), so the run anneals fully within its budget on a machine of any "
+                                  "speed; the steps' rates then depend on timing",
+                                  flag="--anneal-by-time")
     checkpoint_every: int = _field(0, "also write the checkpoint every N training steps (default: at each epoch's "
                                    "end only)", minimum=0)
     compile: bool = _field(False, "torch.compile the model (faster on GPUs; measured slower on a 2-core CPU)",
@@ -113,6 +118,9 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's defaults filled in and every value checked."""
         check_values(dataclasses.asdict(self), "")
+        if self.anneal_by_time and (self.recipe != "fast" or not self.time_budget_minutes):
+            raise NinError("--anneal-by-time: needs --recipe fast and --time-budget-minutes (the minutes the "
+                           "learning rate anneals over)")
         defaults = RECIPE_DEFAULTS[self.recipe]
         preset = self.preset or DATASETS[self.dataset].default_preset
         cfg = dataclasses.replace(

@@ -73,7 +73,9 @@ def run_config(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budge
                progress: bool) -> TrainConfig:
     return TrainConfig.from_dict({**exp.train, "seed": seed, "out": str(runs_dir / exp.name / f"seed-{seed}"),
                                   "data_dir": str(data_dir), "offline": True, "progress": progress,
-                                  "time_budget_minutes": budget_minutes}).resolved()
+                                  # a recipe annealed over its own budget keeps it unless one is given
+                                  "time_budget_minutes": budget_minutes or exp.train.get("time_budget_minutes")}
+                                 ).resolved()
 
 
 def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budget_minutes: float | None,
@@ -98,8 +100,10 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
     last_epoch = card.get("epochs")
     return {
         "experiment": exp.name, "seed": seed, "test_error": card["test_error"], "epochs": last_epoch,
-        "wall_seconds": card["wall_seconds"], "short_budget": bool(card.get("stopped_by_time_budget")),
-        "budget_minutes": budget_minutes,
+        # a run annealed over its budget is meant to stop there: that is not a short budget
+        "wall_seconds": card["wall_seconds"],
+        "short_budget": bool(card.get("stopped_by_time_budget")) and not cfg.anneal_by_time,
+        "budget_minutes": cfg.time_budget_minutes,
         "data": (card.get("data") or describe_data(cfg.dataset, data_dir)) + _data_options(cfg),
         "machine": card.get("machine") or machine(), "commit": card.get("commit") or "unknown (not recorded)",
         "command": command,

@@ -34,7 +34,8 @@ from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.distributed import Ranks
 from nin.train.loop import EpochProgress, StepOptions, train_one_epoch
 from nin.train.recipes import initialize_, param_groups
-from nin.train.schedule import one_cycle_lr, paper_lr, paper_should_stop, plateau_count, warmup_factor
+from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, time_cycle_lr,
+                                warmup_factor)
 
 INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init looks at
 
@@ -46,13 +47,18 @@ def build_for_dataset(cfg: TrainConfig, data: LoadedDataset) -> NIN:
     return NIN(config if cfg.dropout is None else with_dropout(config, cfg.dropout))
 
 
-def lr_schedule(cfg: TrainConfig, steps_per_epoch: int, train_accuracies: list[float]):
-    """The function step -> learning rate for the next epoch (before per-group scaling)."""
+def lr_schedule(cfg: TrainConfig, steps_per_epoch: int, train_accuracies: list[float],
+                time_fraction=lambda: 0.0):
+    """The function step -> learning rate for the next epoch (before per-group scaling).
+
+    `time_fraction()`: the share of the time budget used so far (read by --anneal-by-time only)."""
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
     if cfg.recipe == "fast":
         total = cfg.epochs * steps_per_epoch
         # Short runs still get most of their steps after the warm-up.
         warmup_steps = min(warmup_steps, total // 4)
+        if cfg.anneal_by_time:
+            return lambda step: time_cycle_lr(step, time_fraction(), cfg.lr, warmup_steps)
         return lambda step: one_cycle_lr(step, total, cfg.lr, warmup_steps)
     base = paper_lr(cfg.lr, plateau_count(train_accuracies, cfg.patience, cfg.min_delta))
     return lambda step: base * warmup_factor(step, warmup_steps)
@@ -307,13 +313,20 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         raise NinError(f"--batch-size {cfg.batch_size} is larger than the {len(train.labels)} training images")
     start = time.perf_counter()
     deadline = process_start + 60 * cfg.time_budget_minutes if cfg.time_budget_minutes else None
+    if cfg.anneal_by_time:
+        # The budget is the run's training time as its card counts it: earlier processes' included, loading not.
+        deadline = start + 60 * cfg.time_budget_minutes - state.wall_before
+
+    def time_fraction() -> float:
+        return (state.wall_before + time.perf_counter() - start) / (60 * cfg.time_budget_minutes)
+
     result, budget_hit = None, False
     for epoch in range(state.epochs_done, cfg.epochs):
         train_accuracies = [row["train_accuracy"] for row in state.history]
         if cfg.recipe == "paper" and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta)):
             log(f"training accuracy stopped improving a third time: stopping after epoch {epoch}")
             break
-        lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies)
+        lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies, time_fraction)
         order = ranks.my_slice(shuffle_order(len(train.labels), cfg.seed, epoch), steps_per_epoch, cfg.batch_size)
         if state.partial is not None:   # a mid-epoch checkpoint: the same order, without the batches already done
             order = order[state.partial.batches_done * per_rank_batch:]

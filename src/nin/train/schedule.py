@@ -20,6 +20,13 @@ def one_cycle_lr(step: int, total_steps: int, peak_lr: float, warmup_steps: int)
     return peak_lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+def time_cycle_lr(step: int, time_fraction: float, peak_lr: float, warmup_steps: int) -> float:
+    """Fast recipe against a time budget: the same warm-up, then a cosine over the budget's time
+    (`time_fraction`: the share used so far) instead of over the steps, reaching zero when it runs out."""
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(1.0, max(0.0, time_fraction))))
+    return peak_lr * warmup_factor(step, warmup_steps) * cosine
+
+
 def plateau_count(train_accuracies: list[float], patience: int, min_delta: float) -> int:
     """How many times training accuracy has stopped improving (paper, section 4.1).
 
