@@ -187,3 +187,48 @@ def test_anneal_by_time_needs_a_budget_and_the_fast_recipe():
         TrainConfig(dataset="mnist", anneal_by_time=True).resolved()
     with pytest.raises(NinError, match="--recipe fast"):
         TrainConfig(dataset="mnist", recipe="paper", anneal_by_time=True, time_budget_minutes=5.0).resolved()
+
+
+def test_forward_views_averages_an_image_and_its_mirror():
+    from nin.train.loop import forward_views
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Flatten(), torch.nn.LazyLinear(4))
+    x = torch.randn(5, 1, 8, 8)
+    both = forward_views(model, x, flip=True)
+    torch.testing.assert_close(both, (model(x) + model(x.flip(3))) / 2)
+    torch.testing.assert_close(forward_views(model, x), model(x))
+    symmetric = x + x.flip(3)   # a mirror-symmetric image looks the same both ways
+    torch.testing.assert_close(forward_views(model, symmetric, flip=True), model(symmetric))
+
+
+def test_test_flip_is_kept_with_the_weights_and_used_by_eval(tmp_path, fashion_dir):
+    out = tmp_path / "flip"
+    nin("train", "--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--offline", "--train-subset", "2048",
+        "--epochs", "1", "--test-flip", "--out", str(out), "--no-progress", "--no-report")
+    card = json.loads((out / "card.json").read_text())
+    assert card["test_flip"] is True
+    nin("eval", str(out), "--data-dir", str(fashion_dir), "--offline", "--precision", "fp32",
+        "--json", str(tmp_path / "as-trained.json"))
+    nin("eval", str(out), "--data-dir", str(fashion_dir), "--offline", "--no-test-flip",
+        "--json", str(tmp_path / "single.json"))
+    as_trained = json.loads((tmp_path / "as-trained.json").read_text())
+    single = json.loads((tmp_path / "single.json").read_text())
+    assert as_trained["test_flip"] is True and as_trained["test_error"] == pytest.approx(card["test_error"], abs=0.5)
+    assert single["test_flip"] is False
+    # The two views by hand: the mean of the logits of each test image and of its mirror.
+    from nin.data.batches import normalize
+    from nin.data.sources import load_raw_test
+    from nin.inference import load_trained
+
+    trained = load_trained(out)
+    test = load_raw_test("fashion-mnist", fashion_dir, offline=True)
+    x = normalize(test.images, torch.tensor(trained.meta["mean"]), torch.tensor(trained.meta["std"]))
+    with torch.no_grad():
+        logits = trained.model(x) + trained.model(x.flip(3))
+    by_hand = 100.0 * (logits.argmax(1) != test.labels).float().mean().item()
+    assert by_hand == pytest.approx(as_trained["test_error"], abs=0.05)   # both fp32
+
+
+def test_test_flip_is_refused_for_digits():
+    with pytest.raises(NinError, match="--test-flip: mnist"):
+        TrainConfig(dataset="mnist", test_flip=True).resolved()

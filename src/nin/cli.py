@@ -118,14 +118,16 @@ def cmd_predict(args) -> int:
     import torch
 
     from nin.inference import load_trained, model_inputs, top_k
+    from nin.train.loop import forward_views
 
     trained = load_trained(args.checkpoint)
     loaded, failed = _load_images(args.images, trained, args.native_size)
     names = trained.class_names
     results = []
     for path, image in loaded:   # one at a time: sizes may differ with --native-size
-        with torch.no_grad():
-            probs, classes = top_k(trained.model(model_inputs(trained, image)), args.top_k)
+        with torch.no_grad():   # as the weights were measured: with their flip averaging, if any
+            logits = forward_views(trained.model, model_inputs(trained, image), trained.test_flip)
+            probs, classes = top_k(logits, args.top_k)
         ranked = [(names[c], float(p)) for c, p in zip(classes[0], probs[0])]
         results.append({"file": str(path), "top": [{"class": n, "probability": round(p, 6)} for n, p in ranked]})
         print(f"{path}: " + ", ".join(f"{n} {100 * p:.1f}%" for n, p in ranked))
@@ -217,11 +219,12 @@ def cmd_eval(args) -> int:
     from nin.inference import load_trained
 
     trained = load_trained(args.checkpoint)
+    flip = trained.test_flip if args.test_flip is None else args.test_flip
     evaluation = evaluate_on_test(trained, args.dataset, args.data_dir, args.offline, args.device, args.precision,
-                                  args.batch_size)
+                                  args.batch_size, flip)
     result, names = evaluation.result, dataset_info(evaluation.dataset).class_names
     print(f"{evaluation.dataset} test set, {len(evaluation.predicted)} images: error {result.error:.2f}% "
-          f"(accuracy {result.accuracy:.2f}%)")
+          f"(accuracy {result.accuracy:.2f}%)" + (", each the mean of the image and its mirror" if flip else ""))
     print("per-class accuracy:")
     for cls, acc in zip(names, result.per_class_accuracy()):
         print(f"  {cls:<12} {acc:6.2f}%")
@@ -232,7 +235,7 @@ def cmd_eval(args) -> int:
         atomic_write_json(args.json, {
             "dataset": evaluation.dataset, "checkpoint": str(args.checkpoint), "images": len(evaluation.predicted),
             "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
-            "test_loss": round(result.loss, 6), "class_names": list(names),
+            "test_loss": round(result.loss, 6), "test_flip": flip, "class_names": list(names),
             "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
             "confusion_matrix": result.confusion.tolist(),
         })
@@ -306,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--device", default="auto")
+    p.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="average each image's logits with its mirror image's (default: as the weights were measured)")
     p.set_defaults(run=cmd_eval)
 
     def add_image_args(p):

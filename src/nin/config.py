@@ -96,6 +96,9 @@ class TrainConfig:
                                     choices=PREPROCESSINGS)
     augment: bool = _field(False, "random translations, plus horizontal flips for CIFAR and Fashion-MNIST (never "
                            "for digits)", flag="--augment")
+    test_flip: bool = _field(False, "evaluate each image and its mirror image and average the logits (flip "
+                             "test-time augmentation), in training and wherever the weights are used; for data sets "
+                             "trained with flips", flag="--test-flip")
     small_crop_epochs: int = _field(0, "train the first N epochs on random crops of --small-crop-size pixels "
                                       "(and flips where --augment flips), which cost less; 0: off", minimum=0)
     small_crop_size: int = _field(24, "side of the crops of --small-crop-epochs", minimum=8)
@@ -118,6 +121,9 @@ class TrainConfig:
     def resolved(self) -> "TrainConfig":
         """A copy with the recipe's defaults filled in and every value checked."""
         check_values(dataclasses.asdict(self), "")
+        if self.test_flip and not DATASETS[self.dataset].augment_flip:
+            raise NinError(f"--test-flip: {self.dataset} is not trained with mirror images (digits are not symmetric); "
+                           "leave it off")
         if self.anneal_by_time and (self.recipe != "fast" or not self.time_budget_minutes):
             raise NinError("--anneal-by-time: needs --recipe fast and --time-budget-minutes (the minutes the "
                            "learning rate anneals over)")

@@ -41,8 +41,9 @@ def test_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
 
 def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Path | None = None,
                      offline: bool = False, device: str = "auto", precision: str = "auto",
-                     batch_size: int = 512) -> Evaluation:
-    """Loss, accuracy, confusion and predictions on the test split of `dataset` (default: the trained one)."""
+                     batch_size: int = 512, flip: bool | None = None) -> Evaluation:
+    """Loss, accuracy, confusion and predictions on the test split of `dataset` (default: the trained one);
+    `flip`: flip test-time augmentation (default: as the weights were measured)."""
     name = meta_dataset(trained.meta, dataset)
     test = load_raw_test(name, data_dir, offline)
     target = resolve_device(device)
@@ -51,7 +52,8 @@ def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Pat
     prepare = make_prepare(tuple(meta.get("mean", (0.0,))), tuple(meta.get("std", (1.0,))), target,
                            channels_last=True)
     logits = predict_logits(model, test_inputs(trained, test.images), batch_size, prepare,
-                            autocast(target, use_bf16(target, precision)), target).cpu()
+                            autocast(target, use_bf16(target, precision)), target,
+                            trained.test_flip if flip is None else flip).cpu()
     num_classes = meta["model_config"]["num_classes"]
     return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1))
 

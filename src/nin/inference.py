@@ -32,6 +32,11 @@ class Trained:
         return dataset_info(self.meta["dataset"]).image_size
 
     @property
+    def test_flip(self) -> bool:
+        """Whether it was trained and measured with flip test-time augmentation (see loop.forward_views)."""
+        return bool(self.meta.get("test_flip", False))
+
+    @property
     def class_names(self) -> list[str]:
         return list(self.meta.get("class_names") or range(self.model.config.num_classes))
 

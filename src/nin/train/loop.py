@@ -155,16 +155,23 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
     return EpochStats(loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seen, seconds, stopped)
 
 
+def forward_views(model, x: torch.Tensor, flip: bool = False) -> torch.Tensor:
+    """fp32 logits of x; with `flip`, the mean of those of x and of its mirror image (flip test-time
+    augmentation: both views of an image the model was trained to see)."""
+    logits = model(x).float()
+    return (logits + model(x.flip(3)).float()) / 2 if flip else logits
+
+
 @torch.no_grad()
 def predict_logits(model, images: torch.Tensor, batch_size: int, prepare: Prepare, autocast,
-                   device: torch.device) -> torch.Tensor:
-    """Logits (N, num_classes) in fp32 for uint8 images (N, C, H, W), in eval mode."""
+                   device: torch.device, flip: bool = False) -> torch.Tensor:
+    """Logits (N, num_classes) in fp32 for uint8 images (N, C, H, W), in eval mode (`flip`: see forward_views)."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
         batch = prepare(images[start:start + batch_size].to(device))
         with autocast:
-            out.append(model(batch).float())
+            out.append(forward_views(model, batch, flip))
     return torch.cat(out) if out else torch.empty(0)
 
 
@@ -178,5 +185,5 @@ def score(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> EvalR
 
 
 def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int, prepare: Prepare, autocast,
-             device: torch.device, num_classes: int) -> EvalResult:
-    return score(predict_logits(model, images, batch_size, prepare, autocast, device).cpu(), labels, num_classes)
+             device: torch.device, num_classes: int, flip: bool = False) -> EvalResult:
+    return score(predict_logits(model, images, batch_size, prepare, autocast, device, flip).cpu(), labels, num_classes)

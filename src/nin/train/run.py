@@ -76,7 +76,7 @@ def weights_meta(cfg: TrainConfig, model: NIN, data: LoadedDataset) -> dict:
     info = data.info
     return {"preset": cfg.preset, "recipe": cfg.recipe, "dataset": info.name, "model_config": model.config.to_dict(),
             "class_names": list(info.class_names), "mean": list(info.mean), "std": list(info.std),
-            "preprocess": data.preprocess, "val_split": cfg.val_split, "seed": cfg.seed}
+            "preprocess": data.preprocess, "val_split": cfg.val_split, "seed": cfg.seed, "test_flip": cfg.test_flip}
 
 
 def preprocess_tensors(data: LoadedDataset) -> dict[str, torch.Tensor]:
@@ -340,7 +340,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         state.partial = None
         stats = ranks.epoch_stats(stats)
         result = ranks.evaluate(trainer.forward_model, eval_split.images, eval_split.labels, 512, trainer.step.prepare,
-                                trainer.step.autocast, data.info.num_classes)
+                                trainer.step.autocast, data.info.num_classes, cfg.test_flip)
         state.history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
             "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
@@ -368,7 +368,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
 
     if result is None or eval_name != "test":
         result = ranks.evaluate(trainer.model, data.test.images, data.test.labels, 512, trainer.step.prepare,
-                                trainer.step.autocast, data.info.num_classes)
+                                trainer.step.autocast, data.info.num_classes, cfg.test_flip)
     identical = ranks.parameters_identical(trainer.model) if ranks.enabled else None
     if not ranks.is_main:
         return {}
@@ -390,7 +390,7 @@ def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, res
         "epochs": history[-1]["epoch"] if history else 0,   # fractional when a time budget cut an epoch short
         "preprocess": data.preprocess, "augment": cfg.augment, "val_split": cfg.val_split,
         "val_accuracy": last.get("val_accuracy"),
-        "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
+        "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4), "test_flip": cfg.test_flip,
         "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
         "stopped_by_time_budget": stopped_by_budget, "commit": commit(), "machine": machine(),
         "finished": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
