@@ -49,3 +49,11 @@ def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_dir, tmp_path):
                           text=True)
     assert maps.returncode == 0, maps.stderr
     assert "class confidence maps" in (out / "report.html").read_text()
+    # `nin eval --split val` measures the same held-out images from the raw files with the weights' ZCA.
+    evaluated = subprocess.run([sys.executable, "-m", "nin", "eval", str(out), "--split", "val", "--data-dir",
+                                str(cifar10_dir), "--offline", "--json", str(tmp_path / "val.json")],
+                               capture_output=True, text=True)
+    assert evaluated.returncode == 0, evaluated.stderr
+    val = json.loads((tmp_path / "val.json").read_text())
+    assert val["split"] == "val" and val["images"] == 10000
+    assert abs(val["test_accuracy"] - val_accuracy) < 0.5   # training read the float16 cache: a few images differ

@@ -50,6 +50,14 @@ def test_eval_matches_the_card(mnist_run, mnist_dir, tmp_path):
     assert f"error {card['test_error']:.2f}%" in result.stdout
 
 
+def test_eval_on_the_validation_split_of_weights_that_trained_on_it_is_refused(mnist_dir):
+    result = subprocess.run([sys.executable, "-m", "nin", "eval", "nin-mnist", "--split", "val", "--data-dir",
+                             str(mnist_dir), "--offline"], capture_output=True, text=True)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "--split val" in line and "--val-split none" in line
+
+
 def small_config(tmp_path, mnist_dir, name, **overrides) -> TrainConfig:
     values = dict(dataset="mnist", data_dir=str(mnist_dir), offline=True, train_subset=512, batch_size=64,
                   epochs=2, progress=False, out=str(tmp_path / name))

@@ -221,9 +221,9 @@ def cmd_eval(args) -> int:
     trained = load_trained(args.checkpoint)
     flip = trained.test_flip if args.test_flip is None else args.test_flip
     evaluation = evaluate_on_test(trained, args.dataset, args.data_dir, args.offline, args.device, args.precision,
-                                  args.batch_size, flip)
+                                  args.batch_size, flip, args.split)
     result, names = evaluation.result, dataset_info(evaluation.dataset).class_names
-    print(f"{evaluation.dataset} test set, {len(evaluation.predicted)} images: error {result.error:.2f}% "
+    print(f"{evaluation.dataset} {evaluation.split} set, {len(evaluation.predicted)} images: error {result.error:.2f}% "
           f"(accuracy {result.accuracy:.2f}%)" + (", each the mean of the image and its mirror" if flip else ""))
     print("per-class accuracy:")
     for cls, acc in zip(names, result.per_class_accuracy()):
@@ -233,7 +233,9 @@ def cmd_eval(args) -> int:
         print("  " + " ".join(f"{v:5d}" for v in row))
     if args.json:
         atomic_write_json(args.json, {
-            "dataset": evaluation.dataset, "checkpoint": str(args.checkpoint), "images": len(evaluation.predicted),
+            "dataset": evaluation.dataset, "checkpoint": str(args.checkpoint), "split": evaluation.split,
+            "images": len(evaluation.predicted),
+            # the keys keep their names for either split; "split" says which
             "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
             "test_loss": round(result.loss, 6), "test_flip": flip, "class_names": list(names),
             "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
@@ -311,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=None,
                    help="average each image's logits with its mirror image's (default: as the weights were measured)")
+    p.add_argument("--split", default="test", choices=["test", "val"],
+                   help="test, or val: the paper's validation images, for weights trained with --val-split paper")
     p.set_defaults(run=cmd_eval)
 
     def add_image_args(p):

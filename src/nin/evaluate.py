@@ -14,7 +14,8 @@ import numpy as np
 import torch
 
 from nin.data.batches import make_prepare
-from nin.data.sources import load_raw_test
+from nin.data.sources import load_raw_test, load_raw_val
+from nin.errors import NinError
 from nin.inference import Trained, meta_dataset, model_inputs, to_device
 from nin.maps.confidence import class_maps, strongest_map
 from nin.train.device import autocast, resolve_device, use_bf16
@@ -27,7 +28,8 @@ PREPROCESS_CHUNK = 2_500   # images preprocessed at a time: GCN + ZCA of 2,500 C
 class Evaluation:
     dataset: str
     result: EvalResult
-    predicted: torch.Tensor   # (N,) int64: the predicted class of every test image, in file order
+    predicted: torch.Tensor   # (N,) int64: the predicted class of every image, in file order
+    split: str = "test"
 
 
 def test_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
@@ -41,11 +43,16 @@ def test_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
 
 def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Path | None = None,
                      offline: bool = False, device: str = "auto", precision: str = "auto",
-                     batch_size: int = 512, flip: bool | None = None) -> Evaluation:
-    """Loss, accuracy, confusion and predictions on the test split of `dataset` (default: the trained one);
-    `flip`: flip test-time augmentation (default: as the weights were measured)."""
+                     batch_size: int = 512, flip: bool | None = None, split: str = "test") -> Evaluation:
+    """Loss, accuracy, confusion and predictions on the test split of `dataset` (default: the trained one),
+    or with split "val" on the paper's validation images; `flip`: flip test-time augmentation (default:
+    as the weights were measured)."""
     name = meta_dataset(trained.meta, dataset)
-    test = load_raw_test(name, data_dir, offline)
+    if split == "val" and (trained.meta.get("val_split") != "paper" or name != trained.meta.get("dataset")):
+        raise NinError("--split val: these weights did not hold out the paper's validation images of "
+                       f"{name} (trained with --val-split {trained.meta.get('val_split', 'none')} on "
+                       f"{trained.meta.get('dataset')}), so they would be measured on their training images")
+    test = (load_raw_val if split == "val" else load_raw_test)(name, data_dir, offline)
     target = resolve_device(device)
     model = to_device(trained.model, target)
     meta = trained.meta
@@ -55,7 +62,7 @@ def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Pat
                             autocast(target, use_bf16(target, precision)), target,
                             trained.test_flip if flip is None else flip).cpu()
     num_classes = meta["model_config"]["num_classes"]
-    return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1))
+    return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1), split)
 
 
 def true_class_peak_flags(trained: Trained, images: torch.Tensor, labels: torch.Tensor

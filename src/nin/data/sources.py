@@ -270,6 +270,16 @@ def load_raw_test(name: str, data_dir: Path | None = None, offline: bool = False
     return _as_split(*_read_raw(name, data_dir, offline, splits=("test",))["test"])
 
 
+def load_raw_val(name: str, data_dir: Path | None = None, offline: bool = False) -> Split:
+    """The paper's validation images (what --val-split paper holds out) as stored in the files."""
+    if dataset_info(name).validation != LAST_10000:
+        raise NinError(f"{name}: its validation images are drawn per class from train and extra when training "
+                       "loads them; read them with `nin train --val-split paper` instead")
+    images, labels = _read_raw(name, Path(data_dir) if data_dir is not None else default_data_dir(), offline,
+                               splits=("train",))["train"]
+    return _as_split(images[-HOLDOUT:], labels[-HOLDOUT:])
+
+
 def preprocess_constants() -> dict:
     """The preprocessing module's numeric constants: part of the cache key."""
     return {k: v for k, v in vars(preprocess).items() if k.isupper() and isinstance(v, (int, float))}
