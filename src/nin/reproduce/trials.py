@@ -17,6 +17,9 @@ from nin.files import atomic_write_json, atomic_write_text
 from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, read_metrics
 
 TRIAL_FILE = "trial.json"
+# `nin eval RUN --split val [--no-test-flip] --json RUN/eval-val-flip.json` (or eval-val-single.json):
+# evaluation-time choices measured on the trial's weights, kept with it.
+EVAL_FLIP, EVAL_SINGLE = "eval-val-flip.json", "eval-val-single.json"
 
 
 def record_trial(run_dir: Path, trials_dir: Path, name: str, study: str, change: str, command: str,
@@ -28,8 +31,9 @@ def record_trial(run_dir: Path, trials_dir: Path, name: str, study: str, change:
         raise NinError(f"{run_dir}: missing {', '.join(missing)}; record a finished run")
     target = Path(trials_dir) / name
     target.mkdir(parents=True, exist_ok=True)
-    for f in (CARD_FILE, CONFIG_FILE, METRICS_FILE):
-        shutil.copyfile(run_dir / f, target / f)
+    for f in (CARD_FILE, CONFIG_FILE, METRICS_FILE, EVAL_FLIP, EVAL_SINGLE):
+        if (run_dir / f).is_file():
+            shutil.copyfile(run_dir / f, target / f)
     atomic_write_json(target / TRIAL_FILE, {"name": name, "study": study, "change": change, "command": command,
                                             "note": note})
     return target
@@ -39,9 +43,10 @@ def load_trials(trials_dir: Path) -> list[dict]:
     """Every trial record: its trial.json, card and metrics rows."""
     trials = []
     for folder in sorted(p for p in Path(trials_dir).iterdir() if (p / TRIAL_FILE).is_file()):
+        evals = {f: json.loads((folder / f).read_text()) for f in (EVAL_FLIP, EVAL_SINGLE) if (folder / f).is_file()}
         trials.append({**json.loads((folder / TRIAL_FILE).read_text()),
                        "card": json.loads((folder / CARD_FILE).read_text()),
-                       "metrics": read_metrics(folder / METRICS_FILE)})
+                       "metrics": read_metrics(folder / METRICS_FILE), "evals": evals})
     return trials
 
 
@@ -51,6 +56,14 @@ def _number(value: float | None) -> str:
 
 def _curve(rows: list[dict], key: str) -> str:
     return " ".join(f"{r[key]:.1f}" for r in rows if key in r)
+
+
+def _flip_column(evals: dict) -> str:
+    """Validation accuracy with flip TTA, and in brackets the single view, both measured by `nin eval`."""
+    flip, single = evals.get(EVAL_FLIP), evals.get(EVAL_SINGLE)
+    if flip is None:
+        return "-"
+    return f"{flip['test_accuracy']:.2f}" + (f" ({single['test_accuracy']:.2f})" if single else "")
 
 
 def render_table(trials_dir: Path) -> str:
@@ -64,18 +77,22 @@ def render_table(trials_dir: Path) -> str:
     for study in sorted({t["study"] for t in trials}):
         lines += [f"## {study}", "",
                   "| trial | change | epochs | validation accuracy by epoch (%) | last train acc. | last val. acc. | "
-                  "minutes | commit | note |",
-                  "|---|---|---:|---|---:|---:|---:|---|---|"]
+                  "val. acc., flip TTA (single view) | minutes | commit | note |",
+                  "|---|---|---:|---|---:|---:|---:|---:|---|---|"]
         for t in (t for t in trials if t["study"] == study):
             card, rows = t["card"], t["metrics"]
             last = rows[-1]
             lines.append(
                 f"| {t['name']} | {t['change']} | {card['epochs']} | {_curve(rows, 'val_accuracy')} | "
-                f"{last['train_accuracy']:.2f} | {_number(last.get('val_accuracy'))} | "
+                f"{last['train_accuracy']:.2f} | {_number(last.get('val_accuracy'))} | {_flip_column(t['evals'])} | "
                 f"{card['wall_seconds'] / 60:.0f} | {card['commit'][:8]} | "
                 f"{t['note']} |")
         lines.append("")
         lines += [f"- {t['name']}: `{t['command']}`" for t in trials if t["study"] == study]
+        if any(t["evals"] for t in trials if t["study"] == study):
+            lines.append(f"- flip TTA column: `nin eval RUN --split val --test-flip --json RUN/{EVAL_FLIP}`, and "
+                         f"`--no-test-flip --json RUN/{EVAL_SINGLE}` for the single view (the weights' ZCA on the "
+                         "raw images, so it may differ by a few images from the training log's last val. acc.)")
         lines.append("")
     return "\n".join(lines)
 
