@@ -98,6 +98,7 @@ def ship(run_dir: Path, name: str, command: str, data_dir: Path | None = None) -
         "bytes": target.stat().st_size, "dataset": card["dataset"], "data": card.get("data"),
         "preset": card["preset"], "recipe": card["recipe"], "epochs": card["epochs"], "augment": card["augment"],
         "test_error": card["test_error"], "test_accuracy": card["test_accuracy"], "precision": card["precision"],
+        "test_flip": card.get("test_flip", False),   # the error is of flip-averaged predictions
         "parameters": card["parameters"], "train_wall_seconds": card["wall_seconds"],
         "stopped_by_time_budget": card.get("stopped_by_time_budget"), "commit": card.get("commit"),
         "machine": card.get("machine"), "command": command,

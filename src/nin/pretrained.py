@@ -86,7 +86,10 @@ def pretrained_table(cards: list[dict]) -> str:
     for card in sorted(cards, key=lambda c: c["name"]):
         config = card.get("config", {})
         recipe = card["recipe"] + (", augmented" if card.get("augment") else "") + \
-            (f", dropout {config['dropout']:g}" if config.get("dropout") is not None else "")
+            (f", dropout {config['dropout']:g}" if config.get("dropout") is not None else "") + \
+            (f", {config['small_crop_epochs']} epochs at {config.get('small_crop_size', 24)} px first"
+             if config.get("small_crop_epochs") else "") + \
+            (", flip TTA" if config.get("test_flip") else "")
         commit = f" (commit {card['commit'][:7]})" if card.get("commit") else ""
         lines.append(f"| {card['name']} | {card.get('data') or dataset_info(card['dataset']).display_name} | {recipe} | {card['epochs']:g} | "
                      f"{card['test_error']:.2f}% | {card['train_wall_seconds'] / 60:.0f} min | "
