@@ -51,9 +51,11 @@ def test_bench_json_has_the_promised_keys(tmp_path):
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
     assert figures["dropout"] == 0.25   # measured with the recipe's dropout, not the preset's
-    for key in ("train_mfu", "train_speedup_vs_plain", "infer_speedup_vs_plain", "end_to_end_fraction", "peak_rss_gb"):
+    for key in ("train_mfu", "train_speedup_vs_plain", "infer_speedup_vs_plain", "end_to_end_fraction", "peak_rss_gb",
+                "small_crop_speedup"):
         assert figures[key] > 0, key
     assert "train step (nin)" in result.stdout and "peak resident memory" in result.stdout
+    assert figures["small_crop_size"] == 24 and "on 24 x 24 crops" in result.stdout
 
 
 def test_bench_unknown_preset_is_one_line():

@@ -277,7 +277,7 @@ def cmd_bench(args) -> int:
 
     build_model(args.preset)   # an unknown preset fails here, before any measuring
     results = run_bench(BenchConfig(args.preset, args.batch_size, args.rounds, args.steps, device=args.device,
-                                    dropout=args.dropout))
+                                    dropout=args.dropout, small_crop_size=args.small_crop_size))
     print(format_bench(results))
     if args.json:
         atomic_write_json(args.json, results)
@@ -377,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--dropout", type=float, default=None,
                    help="a recipe's dropout rate (default: the preset's 0.5); measure what the recipe runs")
+    p.add_argument("--small-crop-size", type=int, default=24,
+                   help="side of the crops the epoch loop is also measured on (a recipe's --small-crop-epochs)")
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
     p.set_defaults(run=cmd_bench)
 
