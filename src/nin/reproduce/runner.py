@@ -100,8 +100,8 @@ def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, b
     last_epoch = card.get("epochs")
     return {
         "experiment": exp.name, "seed": seed, "test_error": card["test_error"], "epochs": last_epoch,
-        # a run annealed over its budget is meant to stop there: that is not a short budget
         "wall_seconds": card["wall_seconds"],
+        # a run annealed over its budget is meant to stop there: that is not a short budget
         "short_budget": bool(card.get("stopped_by_time_budget")) and not cfg.anneal_by_time,
         "budget_minutes": cfg.time_budget_minutes,
         "data": (card.get("data") or describe_data(cfg.dataset, data_dir)) + _data_options(cfg),
