@@ -181,7 +181,7 @@ def test_anneal_by_time_brings_the_rate_down_by_the_budgets_end(tmp_path, mnist_
     rates = []
     original = loop.set_lr
     monkeypatch.setattr(loop, "set_lr", lambda optimizer, lr: (rates.append(lr), original(optimizer, lr))[1])
-    card = fit(small_config(tmp_path, mnist_dir, "timed", epochs=1000, train_subset=2048, time_budget_minutes=0.4,
+    card = fit(small_config(tmp_path, mnist_dir, "timed", epochs=1000, train_subset=2048, time_budget_minutes=0.25,
                             anneal_by_time=True, warmup_epochs=0.5), log=lambda *_: None)
     assert card["stopped_by_time_budget"] and 1 < card["epochs"] < 1000
     peak = max(rates)
@@ -217,12 +217,8 @@ def test_test_flip_is_kept_with_the_weights_and_used_by_eval(tmp_path, fashion_d
     assert card["test_flip"] is True
     nin("eval", str(out), "--data-dir", str(fashion_dir), "--offline", "--precision", "fp32",
         "--json", str(tmp_path / "as-trained.json"))
-    nin("eval", str(out), "--data-dir", str(fashion_dir), "--offline", "--no-test-flip",
-        "--json", str(tmp_path / "single.json"))
     as_trained = json.loads((tmp_path / "as-trained.json").read_text())
-    single = json.loads((tmp_path / "single.json").read_text())
     assert as_trained["test_flip"] is True and as_trained["test_error"] == pytest.approx(card["test_error"], abs=0.5)
-    assert single["test_flip"] is False
     # The two views by hand: the mean of the logits of each test image and of its mirror.
     from nin.data.batches import normalize
     from nin.data.sources import load_raw_test
