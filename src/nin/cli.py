@@ -219,9 +219,9 @@ def cmd_eval(args) -> int:
     from nin.inference import load_trained
 
     trained = load_trained(args.checkpoint)
-    flip = trained.test_flip if args.test_flip is None else args.test_flip
     evaluation = evaluate_on_test(trained, args.dataset, args.data_dir, args.offline, args.device, args.precision,
-                                  args.batch_size, flip, args.split)
+                                  args.batch_size, args.test_flip, args.split)
+    flip = evaluation.flip
     result, names = evaluation.result, dataset_info(evaluation.dataset).class_names
     print(f"{evaluation.dataset} {evaluation.split} set, {len(evaluation.predicted)} images: error {result.error:.2f}% "
           f"(accuracy {result.accuracy:.2f}%)" + (", each the mean of the image and its mirror" if flip else ""))

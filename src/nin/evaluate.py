@@ -30,6 +30,7 @@ class Evaluation:
     result: EvalResult
     predicted: torch.Tensor   # (N,) int64: the predicted class of every image, in file order
     split: str = "test"
+    flip: bool = False        # the logits were averaged with the mirror images' (flip TTA)
 
 
 def test_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
@@ -58,11 +59,11 @@ def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Pat
     meta = trained.meta
     prepare = make_prepare(tuple(meta.get("mean", (0.0,))), tuple(meta.get("std", (1.0,))), target,
                            channels_last=True)
+    flip = trained.test_flip if flip is None else flip
     logits = predict_logits(model, test_inputs(trained, test.images), batch_size, prepare,
-                            autocast(target, use_bf16(target, precision)), target,
-                            trained.test_flip if flip is None else flip).cpu()
+                            autocast(target, use_bf16(target, precision)), target, flip).cpu()
     num_classes = meta["model_config"]["num_classes"]
-    return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1), split)
+    return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1), split, flip)
 
 
 def true_class_peak_flags(trained: Trained, images: torch.Tensor, labels: torch.Tensor
