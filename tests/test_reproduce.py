@@ -1,6 +1,7 @@
 """`nin reproduce`: experiment files, the results table, and a short real run."""
 
 import hashlib
+import importlib.util
 import json
 import subprocess
 import sys
@@ -98,6 +99,22 @@ def test_every_recent_record_matches_its_committed_card():
         card = json.loads(path.read_text())
         assert (record["test_error"], record["epochs"], record["wall_seconds"], record["commit"]) == \
             (card["test_error"], card["epochs"], card["wall_seconds"], card["commit"]), path
+
+
+def test_every_time_to_accuracy_figure_is_made_from_the_kept_cards():
+    """results/time-to-accuracy*.json, recomputed by tools/time_to_accuracy.py from runs.json and the cards."""
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", REPO / "tools" / "time_to_accuracy.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    figures = sorted((REPO / "results").glob("time-to-accuracy*.json"))
+    assert figures
+    readme = (REPO / "README.md").read_text()
+    for path in figures:
+        figure = json.loads(path.read_text())
+        again = tool.build([run["experiment"] for run in figure["runs"]], figure["target_experiments"],
+                           figure["budget_minutes"])
+        assert again == figure, path
+        assert path.with_suffix(".png").is_file() and f"results/{path.stem}.png" in readme, path
 
 
 def test_reproduce_help():

@@ -1,10 +1,11 @@
 """results/time-to-accuracy.json and .png: test accuracy against training minutes, from kept cards.
 
-    python tools/time_to_accuracy.py EXPERIMENT [EXPERIMENT ...] --targets cifar10 cifar10-aug
+    python tools/time_to_accuracy.py EXPERIMENT [EXPERIMENT ...] --targets cifar10 cifar10-aug [--name NAME]
 
 Each EXPERIMENT's seed-0 record in results/runs.json names its card in results/cards/, and the
 metrics.csv beside the card gives the curve. --targets: experiments whose paper error is drawn as a
-line (as accuracy). tests/test_reproduce.py recomputes the JSON from the cards.
+line (as accuracy). --name: the files' name in results/ (default time-to-accuracy; one figure a data
+set). tests/test_reproduce.py recomputes every results/time-to-accuracy*.json from the cards.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def build(experiments: list[str], targets: list[str], budget_minutes: float) -> 
                      "command": record["command"], "commit": record["commit"], "data": record["data"],
                      "card": record["card"], "card_sha256": record["card_sha256"], "points": points,
                      "minutes_to_paper_accuracy": {label: minutes_to_reach(points, acc) for label, acc in paper.items()}})
-    return {"budget_minutes": budget_minutes, "targets": paper, "runs": runs}
+    return {"budget_minutes": budget_minutes, "target_experiments": targets, "targets": paper, "runs": runs}
 
 
 def main() -> None:
@@ -46,12 +47,14 @@ def main() -> None:
     parser.add_argument("experiments", nargs="+")
     parser.add_argument("--targets", nargs="*", default=[])
     parser.add_argument("--budget-minutes", type=float, default=150)
+    parser.add_argument("--name", default=NAME, help=f"the files' name in results/ (default {NAME})")
     args = parser.parse_args()
     data = build(args.experiments, args.targets, args.budget_minutes)
-    atomic_write_json(RESULTS / f"{NAME}.json", data)
+    atomic_write_json(RESULTS / f"{args.name}.json", data)
     curves = {f"{run['experiment']} (seed {run['seed']})": run["points"] for run in data["runs"]}
-    atomic_write_bytes(RESULTS / f"{NAME}.png", accuracy_against_minutes(curves, data["targets"], data["budget_minutes"]))
-    print(f"written: {RESULTS / NAME}.json, .png")
+    atomic_write_bytes(RESULTS / f"{args.name}.png",
+                       accuracy_against_minutes(curves, data["targets"], data["budget_minutes"]))
+    print(f"written: {RESULTS / args.name}.json, .png")
 
 
 if __name__ == "__main__":
