@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from nin.files import load_checkpoint
 
-TIMING = ("images_per_second", "epoch_seconds")
+TIMING = ("images_per_second", "epoch_seconds", "elapsed_seconds")
 
 
 def train_argv(mnist_dir, out, *extra):

@@ -12,7 +12,8 @@ import pytest
 
 from nin.errors import NinError
 from nin.config import check_resume
-from nin.rundir import RunFolderLock
+from nin.reproduce.curves import time_to_accuracy
+from nin.rundir import RunFolderLock, read_metrics, write_metrics
 
 
 def train_argv(mnist_dir, out, *extra):
@@ -135,3 +136,16 @@ def test_the_lock_is_exclusive_between_processes_and_released_on_close(tmp_path)
     assert held.returncode != 0 and "in use by another nin process" in held.stderr
     lock.release()
     assert subprocess.run(probe, capture_output=True, text=True).returncode == 0
+
+
+def test_metrics_gain_a_column_mid_run_when_an_older_run_is_resumed(tmp_path):
+    """Rows from before elapsed_seconds existed keep it empty; the curves use it only where it is."""
+    rows = [{"epoch": 1, "test_accuracy": 50.0, "epoch_seconds": 60.0},
+            {"epoch": 2, "test_accuracy": 60.0, "epoch_seconds": 60.0, "elapsed_seconds": 130.0}]
+    write_metrics(tmp_path / "metrics.csv", rows)
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[:2] == ["epoch,test_accuracy,epoch_seconds,elapsed_seconds",
+                                                                      "1,50.0,60.0,"]
+    back = read_metrics(tmp_path / "metrics.csv")
+    assert back == [{k: float(v) for k, v in row.items()} for row in rows]
+    assert time_to_accuracy(back) == [{"epoch": 1, "minutes": 1.0, "test_accuracy": 50.0},
+                                      {"epoch": 2, "minutes": 2.0, "test_accuracy": 60.0, "wall_minutes": 2.17}]

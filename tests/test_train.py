@@ -35,6 +35,9 @@ def test_run_folder_contents(mnist_run):
     assert len(rows) == 1
     assert {"epoch", "lr", "train_loss", "train_accuracy", "test_accuracy", "images_per_second"} <= set(rows[0])
     assert float(rows[0]["images_per_second"]) > 0
+    # the time as the card counts it, evaluation included: at least the steps' time, at most the card's
+    card = json.loads((mnist_run / "card.json").read_text())
+    assert float(rows[0]["epoch_seconds"]) < float(rows[0]["elapsed_seconds"]) <= card["wall_seconds"]
     from nin.models import build_model
     assert set(load_file(mnist_run / "weights.safetensors")) == set(build_model("nin-mnist").state_dict())
 

@@ -92,15 +92,22 @@ def claim(run_dir: Path, resume: bool, overwrite: bool) -> RunFolderLock:
     return lock
 
 
+def metric_columns(rows: list[dict]) -> list[str]:
+    """The union of the rows' keys, in order of appearance."""
+    return list(dict.fromkeys(key for row in rows for key in row))
+
+
 def read_metrics(path: Path) -> list[dict]:
-    """The rows `write_metrics` wrote, as numbers."""
+    """The rows `write_metrics` wrote, as numbers; a column a row has no value in is left out of that row."""
     with open(path, newline="") as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:
+    """Every column any row has, in order of appearance: a run resumed from an older version's checkpoint
+    gains columns mid-way, and its earlier rows have them empty."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer = csv.DictWriter(buffer, fieldnames=metric_columns(rows), restval="")
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(path, buffer.getvalue())

@@ -17,7 +17,7 @@ from nin.maps.figure import render_rows
 from nin.pictures import png_bytes
 from nin.report.plots import confusion_matrix, training_curves
 from nin.files import atomic_write_text
-from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, REPORT_FILE, read_metrics
+from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, REPORT_FILE, metric_columns, read_metrics
 
 MAP_SAMPLES = 8
 MAP_CLASSES = 5   # maps drawn per image: six columns stay readable at the page's width without scaling
@@ -81,9 +81,10 @@ def build_report(run_dir: Path) -> str:
              f"<p class='big'>test error <b>{card['test_error']:.2f}%</b> (accuracy {card['test_accuracy']:.2f}%) "
              f"after {card['epochs']} epochs, {card['wall_seconds']:.0f} s, {card['parameters']:,} parameters</p>"]
     if history:
+        columns = metric_columns(history)
         parts += ["<h2>Training curves</h2>", _img(training_curves(history), "training curves"),
                   "<h2>Per-epoch metrics</h2>",
-                  _table([list(history[0])] + [[format_metric(k, v) for k, v in r.items()] for r in history])]
+                  _table([columns] + [[format_metric(k, r[k]) if k in r else "-" for k in columns] for r in history])]
     if "confusion_matrix" in card:
         parts += ["<h2>Confusion matrix (test set)</h2>",
                   _img(confusion_matrix(np.array(card["confusion_matrix"]), class_names), "confusion matrix"),

@@ -6,12 +6,17 @@ from __future__ import annotations
 def time_to_accuracy(rows: list[dict]) -> list[dict]:
     """[{"epoch", "minutes", "test_accuracy"}] from metrics.csv rows: minutes are the training steps' time
     so far (the sum of the epochs' seconds); the per-epoch test evaluation is not in them, while the
-    card's wall_seconds counts it (about 12 s an epoch on CIFAR-10 with flip TTA on 2 cores)."""
+    card's wall_seconds counts it (about 12 s an epoch on CIFAR-10 with flip TTA on 2 cores). Rows of
+    runs that recorded it (elapsed_seconds) add "wall_minutes": the time as the card counts it, the
+    evaluations included."""
     points, seconds = [], 0.0
     for row in rows:
         seconds += float(row["epoch_seconds"])
-        points.append({"epoch": int(float(row["epoch"])), "minutes": round(seconds / 60, 2),
-                       "test_accuracy": float(row["test_accuracy"])})
+        point = {"epoch": int(float(row["epoch"])), "minutes": round(seconds / 60, 2),
+                 "test_accuracy": float(row["test_accuracy"])}
+        if row.get("elapsed_seconds") not in (None, ""):
+            point["wall_minutes"] = round(float(row["elapsed_seconds"]) / 60, 2)
+        points.append(point)
     return points
 
 

@@ -346,6 +346,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
             f"{eval_name}_loss": round(result.loss, 6), f"{eval_name}_accuracy": round(result.accuracy, 4),
             "images_per_second": round(stats.images_per_second, 1), "epoch_seconds": round(stats.seconds, 2),
+            # the run's time so far as its card counts it: training steps and every evaluation until now
+            "elapsed_seconds": round(state.wall_before + time.perf_counter() - start, 1),
         })
         if stats.stopped_early:   # a fractional epoch: how far the budget got
             state.history[-1]["epoch"] = round(epoch + stats.images / (steps_per_epoch * cfg.batch_size), 3)
