@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nin.data.preprocess import matrix_sha256
 from nin.data.sources import load_raw_test
 from nin.evaluate import evaluate_on_test, pack_peak_flags, true_class_peak_flags, true_class_peaks, unpack_peak_flags
 from nin.inference import load_trained, shipped_names, shipped_weights_dir
@@ -20,8 +21,8 @@ CARD = json.loads((shipped_weights_dir() / "nin-mnist.json").read_text())
 CARDS = {name: json.loads((shipped_weights_dir() / f"{name}.json").read_text()) for name in shipped_names()}
 DATA_FIXTURES = {"mnist": "mnist_dir", "fashion-mnist": "fashion_dir", "cifar10": "cifar10_dir",
                  "cifar100": "cifar100_dir"}
-# Test-set predictions of the CIFAR models with their run's exact float32 ZCA (tools/ship_weights.py).
-EXACT_PREDICTIONS = Path(__file__).parent / "data"
+# Per-image true-class-peak flags of the CIFAR models (tools/ship_weights.py).
+PEAK_FLAGS = Path(__file__).parent / "data"
 
 
 def test_the_readme_table_of_shipped_models_is_made_from_their_cards():
@@ -51,9 +52,10 @@ def test_evaluations(request):
 
 @pytest.mark.parametrize("name", sorted(CARDS))
 def test_each_shipped_model_gives_the_error_on_its_card(name, test_evaluations):
-    # Same images, same bf16 path as in training: the same count of mistakes (one image is 0.01%).
+    # Same images, same bf16 path as in training, so the same mistakes on this machine; on another CPU the
+    # bf16 rounding moves a few near-ties (the CI's moved 10 CIFAR-100 predictions): up to 3 images (0.01% each).
     error = test_evaluations(name).result.error
-    assert abs(error - CARDS[name]["test_error"]) <= 0.011, (error, CARDS[name]["test_error"])
+    assert abs(error - CARDS[name]["test_error"]) <= 0.031, (error, CARDS[name]["test_error"])
 
 
 def test_eval_by_name_on_the_command_line_gives_the_error_on_the_card(mnist_dir, tmp_path):
@@ -78,7 +80,7 @@ def test_the_true_class_peak_on_the_card_is_measured_and_in_the_docs(name, reque
     """The card's counts are the sums of the per-image flags tools/ship_weights.py kept; the flags of the
     first 2,000 test images are recomputed here (the whole set is a minute of fp32 maps per model)."""
     card = CARDS[name]
-    flags = np.load(EXACT_PREDICTIONS / f"{name}-true-class-peaks.npy")
+    flags = np.load(PEAK_FLAGS / f"{name}-true-class-peaks.npy")
     correct, strongest = unpack_peak_flags(flags)
     assert np.array_equal(pack_peak_flags(correct, strongest), flags)   # bits 2-7 unused
     assert (int(correct.sum()), int(strongest.sum())) == (card["true_class_peak"]["correct"],
@@ -104,13 +106,14 @@ def test_tampered_weights_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(n for n, card in CARDS.items() if "zca_packing" in card))
-def test_the_packed_zca_changes_no_test_prediction(name, test_evaluations):
-    """The ZCA matrix is stored packed to keep the file under 20 MB, losslessly: on the whole test set the
-    shipped file predicts exactly what the run's float32 matrix does (recorded by tools/ship_weights.py)."""
+def test_the_shipped_zca_is_the_runs_matrix_bit_for_bit(name):
+    """The ZCA matrix is stored packed to keep the file under 20 MB, losslessly: the shipped file's matrix
+    has the sha256 of the run's float32 matrix (tools/ship_weights.py checked the two equal before
+    recording it), so the packing changes no prediction on any machine. Comparing predictions across
+    machines cannot show that: on the CI's CPU the bf16 path itself moved 1 (CIFAR-10) and 10 (CIFAR-100)
+    of 10,000 test predictions, with either matrix."""
     card = CARDS[name]
     assert card["bytes"] <= 20_000_000
-    evaluation = test_evaluations(name)
-    exact = np.load(EXACT_PREDICTIONS / f"{name}-test-predictions.npy")
-    assert len(exact) == len(evaluation.predicted) == card["zca_packing"]["test_images"]
-    changed = int((evaluation.predicted.numpy() != exact).sum())
-    assert changed == card["zca_packing"]["predictions_changed"] == 0, changed
+    packing = card["zca_packing"]
+    assert packing["test_images"] == 10_000 and packing["predictions_changed"] == 0
+    assert matrix_sha256(load_trained(name).zca.matrix) == packing["matrix_sha256"]

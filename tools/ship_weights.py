@@ -9,9 +9,9 @@ For GCN + ZCA models (CIFAR) the shipped file stores the run's float32 ZCA matri
 preprocessing cache, packed losslessly (nin.data.preprocess.PackedSymmetric; files from runs before
 that packing held a float16 copy, which is replaced here). The shipped file is then evaluated on the
 test set in `--data-dir` exactly as `nin eval NAME` does, and once more with the cache's matrix: the
-card records the shipped file's error (what users get), the error measured in training, and how many
-test predictions the packing changed (none, when it is lossless); the exact-ZCA predictions are
-written to tests/data/ for tests/test_shipped_weights.py to compare against.
+card records the shipped file's error (what users get), the error measured in training, how many test
+predictions the packing changed on this machine (none, when it is lossless) and the sha256 of the
+run's matrix, which tests/test_shipped_weights.py requires of the shipped file's unpacked matrix.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from nin.config import LOCATION_FIELDS   # the fields that say where things were, not what was done
-from nin.data.preprocess import ZcaParams, zca_tensors
+from nin.data.preprocess import ZcaParams, matrix_sha256, zca_tensors
 from nin.data.sources import load_raw_test
 from nin.evaluate import evaluate_on_test, pack_peak_flags, true_class_peak_flags
 from nin.files import PREPROCESS_PREFIX, load_weights, save_weights
@@ -38,10 +38,6 @@ from nin.rundir import CARD_FILE, CONFIG_FILE, DATA_FILE, WEIGHTS_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 PREDICTIONS_DIR = REPO / "tests" / "data"
-
-
-def predictions_file(name: str) -> Path:
-    return PREDICTIONS_DIR / f"{name}-test-predictions.npy"
 
 
 def peak_flags_file(name: str) -> Path:
@@ -73,17 +69,17 @@ def check_packed_zca(run_dir: Path, packed: Trained, name: str, data_dir: Path) 
     # Runs before fit_zca symmetrised its product hold a matrix off by an ulp in a few entries below the
     # diagonal; the packing keeps the upper triangle, which must come back bit for bit.
     upper = np.triu(exact.zca.matrix)
-    if not np.array_equal(packed.zca.matrix, upper + np.triu(upper, 1).T):
+    run_matrix = upper + np.triu(upper, 1).T
+    if not np.array_equal(packed.zca.matrix, run_matrix):
         raise SystemExit(f"{name}: the shipped ZCA matrix differs from the run's ({run_dir})")
     shipped_eval = evaluate_on_test(packed, data_dir=data_dir, offline=True)
     exact_eval = evaluate_on_test(exact, data_dir=data_dir, offline=True)
-    PREDICTIONS_DIR.mkdir(exist_ok=True)
-    np.save(predictions_file(name), exact_eval.predicted.numpy().astype(np.uint8))
     return {
         "test_error": round(shipped_eval.result.error, 2), "test_accuracy": round(shipped_eval.result.accuracy, 2),
         "zca_packing": {"test_images": len(exact_eval.predicted),
                         "predictions_changed": int((shipped_eval.predicted != exact_eval.predicted).sum()),
-                        "test_error_with_exact_zca": round(exact_eval.result.error, 2)},
+                        "test_error_with_exact_zca": round(exact_eval.result.error, 2),
+                        "matrix_sha256": matrix_sha256(run_matrix)},
     }
 
 

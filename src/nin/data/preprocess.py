@@ -6,6 +6,7 @@ The NIN paper preprocessed CIFAR and SVHN "as in the maxout paper", i.e. with py
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from dataclasses import dataclass
 
@@ -130,6 +131,13 @@ def unpack_float16_symmetric(upper: np.ndarray, exact_index: np.ndarray, exact_v
     values = upper.astype(np.float32)
     values[exact_index] = exact_value
     return _symmetric(values, n)
+
+
+def matrix_sha256(matrix: np.ndarray) -> str:
+    """The sha256 of a float32 matrix's little-endian bytes, row by row. A card records it of the run's ZCA
+    so that a test on any machine can tell the shipped, packed matrix is that one bit for bit (comparing
+    predictions cannot: bf16 convolutions round differently on other CPUs)."""
+    return hashlib.sha256(np.ascontiguousarray(matrix, dtype="<f4").tobytes()).hexdigest()
 
 
 def _symmetric(upper: np.ndarray, n: int) -> np.ndarray:
