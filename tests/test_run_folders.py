@@ -12,7 +12,7 @@ import pytest
 
 from nin.errors import NinError
 from nin.config import check_resume
-from nin.reproduce.curves import time_to_accuracy
+from nin.reproduce.curves import minutes_axis, minutes_to_reach, time_to_accuracy
 from nin.rundir import RunFolderLock, read_metrics, write_metrics
 
 
@@ -149,3 +149,7 @@ def test_metrics_gain_a_column_mid_run_when_an_older_run_is_resumed(tmp_path):
     assert back == [{k: float(v) for k, v in row.items()} for row in rows]
     assert time_to_accuracy(back) == [{"epoch": 1, "minutes": 1.0, "test_accuracy": 50.0},
                                       {"epoch": 2, "minutes": 2.0, "test_accuracy": 60.0, "wall_minutes": 2.17}]
+    # one axis for every curve of a figure: the card's minutes only where all of them have those
+    points = time_to_accuracy(back)
+    assert minutes_axis([points]) == "minutes" and minutes_axis([points[1:]]) == "wall_minutes"
+    assert minutes_to_reach(points, 55.0) == 2.0 and minutes_to_reach(points[1:], 55.0, "wall_minutes") == 2.17

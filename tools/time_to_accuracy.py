@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nin.files import atomic_write_bytes, atomic_write_json
 from nin.report.plots import accuracy_against_minutes
-from nin.reproduce.curves import minutes_to_reach, time_to_accuracy
+from nin.reproduce.curves import minutes_axis, minutes_to_reach, time_to_accuracy
 from nin.reproduce.experiments import load_experiments
 from nin.reproduce.results import load_records
 
@@ -30,16 +30,20 @@ def build(experiments: list[str], targets: list[str], budget_minutes: float) -> 
     records = {(r["experiment"], r["seed"]): r for r in load_records(RESULTS)}
     paper = {f"paper, {known[t].paper_row}: {100 - known[t].paper_error:.2f}%": round(100 - known[t].paper_error, 2)
              for t in targets}
-    runs = []
+    runs, curves = [], {}
     for name in experiments:
         record = records[(name, 0)]
         with open((RESULTS / record["card"]).parent / "metrics.csv", newline="") as f:
-            points = time_to_accuracy(list(csv.DictReader(f)))
+            curves[name] = time_to_accuracy(list(csv.DictReader(f)))
+    axis = minutes_axis(list(curves.values()))
+    for name, points in curves.items():
+        record = records[(name, 0)]
         runs.append({"experiment": name, "seed": 0, "description": known[name].description,
                      "command": record["command"], "commit": record["commit"], "data": record["data"],
                      "card": record["card"], "card_sha256": record["card_sha256"], "points": points,
-                     "minutes_to_paper_accuracy": {label: minutes_to_reach(points, acc) for label, acc in paper.items()}})
-    return {"budget_minutes": budget_minutes, "target_experiments": targets, "targets": paper, "runs": runs}
+                     "minutes_to_paper_accuracy": {label: minutes_to_reach(points, acc, axis) for label, acc in paper.items()}})
+    return {"budget_minutes": budget_minutes, "minutes_axis": axis, "target_experiments": targets, "targets": paper,
+            "runs": runs}
 
 
 def main() -> None:
@@ -53,7 +57,7 @@ def main() -> None:
     atomic_write_json(RESULTS / f"{args.name}.json", data)
     curves = {f"{run['experiment']} (seed {run['seed']})": run["points"] for run in data["runs"]}
     atomic_write_bytes(RESULTS / f"{args.name}.png",
-                       accuracy_against_minutes(curves, data["targets"], data["budget_minutes"]))
+                       accuracy_against_minutes(curves, data["targets"], data["budget_minutes"], data["minutes_axis"]))
     print(f"written: {RESULTS / args.name}.json, .png")
 
 

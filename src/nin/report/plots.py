@@ -49,16 +49,21 @@ def confusion_matrix(confusion: np.ndarray, class_names: list[str]) -> bytes:
     return png_bytes(fig)
 
 
-def accuracy_against_minutes(curves: dict[str, list[dict]], targets: dict[str, float], budget_minutes: float) -> bytes:
-    """Test accuracy (%) against training minutes, one line per run, the paper's targets as dashed lines."""
+def accuracy_against_minutes(curves: dict[str, list[dict]], targets: dict[str, float], budget_minutes: float,
+                             axis: str = "minutes") -> bytes:
+    """Test accuracy (%) against the points' `axis` minutes (nin.reproduce.curves.minutes_axis), one line per
+    run, the paper's targets as dashed lines."""
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for label, points in curves.items():
-        ax.plot([p["minutes"] for p in points], [p["test_accuracy"] for p in points], marker=".", label=label)
-    for label, accuracy in targets.items():
+        ax.plot([p[axis] for p in points], [p["test_accuracy"] for p in points], marker=".", label=label)
+    for i, (label, accuracy) in enumerate(sorted(targets.items(), key=lambda t: -t[1])):
         ax.axhline(accuracy, linestyle="--", linewidth=0.8, color="grey")
-        ax.annotate(label, (0, accuracy), xytext=(2, 2), textcoords="offset points", fontsize=8, color="grey")
+        # the highest label above its line, the others below theirs: close targets' labels then do not overlap
+        ax.annotate(label, (0, accuracy), xytext=(2, 2 if i == 0 else -9), textcoords="offset points", fontsize=8,
+                    color="grey")
     ax.axvline(budget_minutes, linestyle=":", color="black", linewidth=0.8)
-    ax.set_xlabel("training minutes (as `nin train` measures them)")
+    ax.set_xlabel("minutes of the run, evaluations included (as its card counts them)" if axis == "wall_minutes"
+                  else "minutes of training steps (the per-epoch evaluations not counted)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_xlim(0, budget_minutes * 1.05)
     ax.grid(alpha=0.3)

@@ -20,6 +20,12 @@ def time_to_accuracy(rows: list[dict]) -> list[dict]:
     return points
 
 
-def minutes_to_reach(points: list[dict], accuracy: float) -> float | None:
-    """The training minutes at the first epoch whose test accuracy is at least `accuracy`; None if never."""
-    return next((p["minutes"] for p in points if p["test_accuracy"] >= accuracy), None)
+def minutes_axis(curves: list[list[dict]]) -> str:
+    """The key to plot curves against together: "wall_minutes" when every point has it, else "minutes"
+    (one axis for all, so that no curve gains the evaluation time that another leaves out)."""
+    return "wall_minutes" if all("wall_minutes" in p for points in curves for p in points) else "minutes"
+
+
+def minutes_to_reach(points: list[dict], accuracy: float, axis: str = "minutes") -> float | None:
+    """The minutes (`axis`) at the first epoch whose test accuracy is at least `accuracy`; None if never."""
+    return next((p[axis] for p in points if p["test_accuracy"] >= accuracy), None)
