@@ -12,7 +12,8 @@ def time_to_accuracy(rows: list[dict]) -> list[dict]:
     points, seconds = [], 0.0
     for row in rows:
         seconds += float(row["epoch_seconds"])
-        point = {"epoch": int(float(row["epoch"])), "minutes": round(seconds / 60, 2),
+        epoch = float(row["epoch"])   # fractional where a time budget stopped the run mid-epoch
+        point = {"epoch": int(epoch) if epoch.is_integer() else epoch, "minutes": round(seconds / 60, 2),
                  "test_accuracy": float(row["test_accuracy"])}
         if row.get("elapsed_seconds") not in (None, ""):
             point["wall_minutes"] = round(float(row["elapsed_seconds"]) / 60, 2)
