@@ -15,8 +15,7 @@ import torch
 from safetensors.torch import load_file
 
 from nin.files import load_checkpoint
-
-TIMING = ("images_per_second", "epoch_seconds", "elapsed_seconds")
+from nin.rundir import TIMING_COLUMNS
 
 
 def train_argv(mnist_dir, out, *extra):
@@ -28,7 +27,7 @@ def train_argv(mnist_dir, out, *extra):
 
 def metrics_rows(run_dir):
     with open(run_dir / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(f)]
+        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
 
 
 def wait_for(condition, timeout=120.0, interval=0.005):

@@ -30,14 +30,15 @@ def build(experiments: list[str], targets: list[str], budget_minutes: float) -> 
     records = {(r["experiment"], r["seed"]): r for r in load_records(RESULTS)}
     paper = {f"paper, {known[t].paper_row}: {100 - known[t].paper_error:.2f}%": round(100 - known[t].paper_error, 2)
              for t in targets}
-    runs, curves = [], {}
-    for name in experiments:
-        record = records[(name, 0)]
+    chosen = {name: records[(name, 0)] for name in experiments}
+    curves = {}
+    for name, record in chosen.items():
         with open((RESULTS / record["card"]).parent / "metrics.csv", newline="") as f:
             curves[name] = time_to_accuracy(list(csv.DictReader(f)))
     axis = minutes_axis(list(curves.values()))
-    for name, points in curves.items():
-        record = records[(name, 0)]
+    runs = []
+    for name, record in chosen.items():
+        points = curves[name]
         runs.append({"experiment": name, "seed": 0, "description": known[name].description,
                      "command": record["command"], "commit": record["commit"], "data": record["data"],
                      "card": record["card"], "card_sha256": record["card_sha256"], "points": points,

@@ -23,6 +23,9 @@ LOCK_FILE = ".lock"
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, CHECKPOINT_FILE, DATA_FILE, WEIGHTS_FILE, CARD_FILE, REPORT_FILE)
 # The files that hold training's work: a folder with any of them is a run that a new one must not replace.
 WORK_FILES = (CHECKPOINT_FILE, WEIGHTS_FILE, CARD_FILE)
+# The metrics columns that measure the machine, not the training: a resumed run matches an uninterrupted
+# one in every other column.
+TIMING_COLUMNS = ("images_per_second", "epoch_seconds", "elapsed_seconds")
 
 
 def existing_run_files(run_dir: Path) -> list[str]:
