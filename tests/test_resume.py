@@ -1,6 +1,5 @@
 """Never lose a run: SIGKILL at random moments (one of them inside a checkpoint write), resume, same result."""
 
-import csv
 import os
 import random
 import signal
@@ -15,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from nin.files import load_checkpoint
-from nin.rundir import TIMING_COLUMNS
+from nin.rundir import METRICS_FILE, TIMING_COLUMNS, read_metrics
 
 
 def train_argv(mnist_dir, out, *extra):
@@ -26,8 +25,7 @@ def train_argv(mnist_dir, out, *extra):
 
 
 def metrics_rows(run_dir):
-    with open(run_dir / "metrics.csv", newline="") as f:
-        return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in read_metrics(run_dir / METRICS_FILE)]
 
 
 def wait_for(condition, timeout=120.0, interval=0.005):

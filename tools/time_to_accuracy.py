@@ -11,7 +11,6 @@ set). tests/test_reproduce.py recomputes every results/time-to-accuracy*.json fr
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 from nin.files import atomic_write_bytes, atomic_write_json
@@ -19,6 +18,7 @@ from nin.report.plots import accuracy_against_minutes
 from nin.reproduce.curves import minutes_axis, minutes_to_reach, time_to_accuracy
 from nin.reproduce.experiments import load_experiments
 from nin.reproduce.results import load_records
+from nin.rundir import METRICS_FILE, read_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
@@ -31,10 +31,8 @@ def build(experiments: list[str], targets: list[str], budget_minutes: float) -> 
     paper = {f"paper, {known[t].paper_row}: {100 - known[t].paper_error:.2f}%": round(100 - known[t].paper_error, 2)
              for t in targets}
     chosen = {name: records[(name, 0)] for name in experiments}
-    curves = {}
-    for name, record in chosen.items():
-        with open((RESULTS / record["card"]).parent / "metrics.csv", newline="") as f:
-            curves[name] = time_to_accuracy(list(csv.DictReader(f)))
+    curves = {name: time_to_accuracy(read_metrics((RESULTS / record["card"]).parent / METRICS_FILE))
+              for name, record in chosen.items()}
     axis = minutes_axis(list(curves.values()))
     runs = []
     for name, record in chosen.items():
