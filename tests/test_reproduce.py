@@ -40,7 +40,11 @@ def test_table_rows_not_run_and_short_budget():
               "command": "nin reproduce mnist-paper --seeds 1 --budget-minutes 2"}
     table = render_table(experiments, [record], {"svhn": "svhn data not found"})
     row = next(line for line in table.splitlines() if line.startswith("| mnist-paper "))
-    assert "| 0.47 | 3.25 (short budget: 2 min) |" in row and "abcdef12" in row
+    assert "| 0.47 | 3.25 (short budget: 2 min; paper's error not reached) |" in row and "abcdef12" in row
+    assert "| 2 min (budget 2 min) |" in row
+    beaten = render_table(experiments, [{**record, "test_error": 0.40, "short_budget": False}], {})
+    row = next(line for line in beaten.splitlines() if line.startswith("| mnist-paper "))
+    assert "| 0.47 | 0.40 |" in row
     assert "| svhn | SVHN, NIN | 2.35 | not run: svhn data not found |" in table
 
 
