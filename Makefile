@@ -35,10 +35,8 @@ browser:
 		|| echo "could not install chromium; the report test will fail"; \
 	fi
 
-# Two workers, a test file each at a time (tests/conftest.py gives each one thread); TEST_WORKERS=0 runs them in one process.
-TEST_WORKERS ?= 2
 test: venv browser fashion-mnist
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) runs

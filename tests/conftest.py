@@ -61,15 +61,3 @@ def cifar10_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def cifar100_dir(tmp_path_factory) -> Path:
     return _official_cifar(tmp_path_factory, "cifar100", "cifar-100-binary")
-
-
-def pytest_configure(config):
-    """Under pytest-xdist (`make test` runs two workers on the two cores), each worker and the `nin`
-    processes it starts use one thread: two workers of two threads each would fight over the cores."""
-    import os
-
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
-
-        os.environ["OMP_NUM_THREADS"] = "1"
-        torch.set_num_threads(1)
