@@ -27,7 +27,9 @@ def render_table(experiments: dict[str, Experiment], records: list[dict], not_ru
             lines.append(f"| {name} | {exp.paper_row} | {paper} | not run: {reason} | | | | | | | |")
             continue
         errors = [r["test_error"] for r in rows]
-        remarks = [f"short budget: {rows[0]['budget_minutes']:g} min"] if any(r.get("short_budget") for r in rows) else []
+        remarks = []
+        if any(r.get("short_budget") for r in rows):
+            remarks.append(f"short budget: {rows[0]['budget_minutes']:g} min")
         if exp.group == "paper" and exp.paper_error is not None and statistics.mean(errors) > exp.paper_error:
             remarks.append("paper's error not reached")   # a missed target says so in its own row
         ours = summarize(errors) + (f" ({'; '.join(remarks)})" if remarks else "")
