@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from nin.files import load_checkpoint
-from nin.rundir import METRICS_FILE, TIMING_COLUMNS, read_metrics
+from nin.rundir import untimed_metrics
 
 
 def train_argv(mnist_dir, out, *extra):
@@ -22,10 +22,6 @@ def train_argv(mnist_dir, out, *extra):
     return [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
             "--train-subset", "768", "--batch-size", "64", "--epochs", "3", "--checkpoint-every", "2", "--augment",
             "--out", str(out), "--no-progress", "--no-report", *extra]
-
-
-def metrics_rows(run_dir):
-    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in read_metrics(run_dir / METRICS_FILE)]
 
 
 def wait_for(condition, timeout=120.0, interval=0.005):
@@ -74,7 +70,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tm
 
     a, b = load_file(whole / "weights.safetensors"), load_file(split / "weights.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert metrics_rows(whole) == metrics_rows(split)
+    assert untimed_metrics(whole) == untimed_metrics(split)
     assert list(split.glob(".*.tmp")) == []
 
 
@@ -98,7 +94,7 @@ def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_finishes_identically(mni
     subprocess.run(argv(split, "--resume", str(split)), check=True, capture_output=True)
     a, b = load_file(whole / "weights.safetensors"), load_file(split / "weights.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert metrics_rows(whole) == metrics_rows(split)
+    assert untimed_metrics(whole) == untimed_metrics(split)
 
 
 def test_nan_after_a_checkpoint_exits_3_and_leaves_that_checkpoint_as_it_was(mnist_dir, tmp_path):

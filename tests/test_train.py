@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from nin.config import TrainConfig
 from nin.errors import NinError
-from nin.rundir import TIMING_COLUMNS, read_metrics
+from nin.rundir import untimed_metrics
 from nin.train.run import fit
 
 CARD_KEYS = {"preset", "recipe", "dataset", "epochs", "test_error", "wall_seconds"}
@@ -110,10 +110,8 @@ def test_resume_continues_the_same_run(tmp_path, mnist_dir):
     fit(small_config(tmp_path, mnist_dir, "split", epochs=3), resume=True, log=lambda *_: None)
     whole, split = weights(tmp_path / "whole"), weights(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
-    untimed = lambda run: [{k: v for k, v in row.items() if k not in TIMING_COLUMNS}
-                           for row in read_metrics(tmp_path / run / "metrics.csv")]
-    assert len(untimed("whole")) == 3
-    assert untimed("whole") == untimed("split")
+    assert len(untimed_metrics(tmp_path / "whole")) == 3
+    assert untimed_metrics(tmp_path / "whole") == untimed_metrics(tmp_path / "split")
 
 
 def test_paper_recipe_divides_lr_twice_then_stops(tmp_path, mnist_dir):

@@ -106,6 +106,11 @@ def read_metrics(path: Path) -> list[dict]:
         return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
 
 
+def untimed_metrics(run_dir: Path) -> list[dict]:
+    """A run's metrics rows without the TIMING_COLUMNS: what a resumed run must share with an uninterrupted one."""
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in read_metrics(run_dir / METRICS_FILE)]
+
+
 def write_metrics(path: Path, rows: list[dict]) -> None:
     """Every column any row has, in order of appearance: a run resumed from an older version's checkpoint
     gains columns mid-way, and its earlier rows have them empty."""
