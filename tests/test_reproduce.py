@@ -46,6 +46,9 @@ def test_table_rows_not_run_and_short_budget():
     row = next(line for line in beaten.splitlines() if line.startswith("| mnist-paper "))
     assert "| 0.47 | 0.40 |" in row
     assert "| svhn | SVHN, NIN | 2.35 | not run: svhn data not found |" in table
+    mixed = render_table(experiments, [record, {**record, "seed": 1, "budget_minutes": 3, "wall_seconds": 180}], {})
+    row = next(line for line in mixed.splitlines() if line.startswith("| mnist-paper "))
+    assert "(short budget: 2/3 min; paper's error not reached)" in row and "| 2 min/3 min (budget 2/3 min) |" in row
 
 
 def test_learning_curves_show_every_fifth_and_the_last_epoch_of_comparison_runs():

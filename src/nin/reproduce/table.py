@@ -27,17 +27,19 @@ def render_table(experiments: dict[str, Experiment], records: list[dict], not_ru
             lines.append(f"| {name} | {exp.paper_row} | {paper} | not run: {reason} | | | | | | | |")
             continue
         errors = [r["test_error"] for r in rows]
+        # Seeds run with different budgets show them all, in the remark and the wall-time cell alike.
+        budget = "/".join(f"{b:g}" for b in sorted({r["budget_minutes"] for r in rows
+                                                     if r.get("budget_minutes") is not None}))
         remarks = []
         if any(r.get("short_budget") for r in rows):
-            remarks.append(f"short budget: {rows[0]['budget_minutes']:g} min")
+            remarks.append(f"short budget: {budget} min")
         if exp.group == "paper" and exp.paper_error is not None and statistics.mean(errors) > exp.paper_error:
             remarks.append("paper's error not reached")   # a missed target says so in its own row
         ours = summarize(errors) + (f" ({'; '.join(remarks)})" if remarks else "")
         epochs = "/".join(str(r["epochs"]) for r in rows)
         wall = "/".join(f"{r['wall_seconds'] / 60:.0f} min" for r in rows)
-        budgets = [r["budget_minutes"] for r in rows if r.get("budget_minutes") is not None]
-        if budgets:
-            wall += f" (budget {max(budgets):g} min)"
+        if budget:
+            wall += f" (budget {budget} min)"
         commits = sorted({r["commit"][:8] + (" (uncommitted changes)" if r["commit"].endswith("+uncommitted") else "")
                           for r in rows})
         lines.append(f"| {name} | {exp.paper_row} | {paper} | {ours} | {', '.join(str(r['seed']) for r in rows)} | "
