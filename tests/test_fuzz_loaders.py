@@ -135,7 +135,7 @@ CONFIG_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 500), st.flo
 
 @settings(max_examples=EXAMPLES * 5, deadline=None, database=None)
 @given(st.dictionaries(st.sampled_from([*FIELDS, "learning_rate", "Epochs"]), CONFIG_VALUES, max_size=5))
-@example({"anneal_by_time": True})   # found by this test: valid alone, refused with the default recipe's settings
+@example({"anneal_by_time": True})   # found by this test: a valid value, refused without --time-budget-minutes
 @example({"test_flip": True})
 def test_a_settings_file_is_either_valid_or_one_line_naming_the_key(values):
     """--config FILE.json: unknown keys, wrong types and values out of range are refused, naming the key."""
