@@ -33,6 +33,15 @@ def wait_for(condition, timeout=120.0, interval=0.005):
     return False
 
 
+def checkpoint_stamp(run_dir: Path):
+    """What changes each time a checkpoint is written (a new file renamed over the old one)."""
+    try:
+        stat = (run_dir / "checkpoint.pt").stat()
+    except FileNotFoundError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     whole = tmp_path / "whole"
@@ -50,12 +59,16 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tm
     process.send_signal(signal.SIGKILL)
     process.wait()
     kills += 1
-    # Then kills at random moments of later runs, each resuming where the last one left off.
+    # Then kills at random moments of later runs, each resuming where the last one left off: after 0 to 2
+    # new checkpoints and a random part of the next step. Counted in checkpoints, not seconds, so a fast
+    # machine cannot finish a run before its kill (36 steps make 18 checkpoints; five runs write at most 15).
     for _ in range(5):
         argv = train_argv(mnist_dir, split, *(["--resume", str(split)] if (split / "checkpoint.pt").exists() else []))
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        # Random points between start-up and the middle of training: after 0 to 6 new checkpoints.
-        time.sleep(rng.uniform(2.0, 6.0))
+        for _ in range(rng.randint(0, 2)):
+            before = checkpoint_stamp(split)
+            assert wait_for(lambda: checkpoint_stamp(split) != before or process.poll() is not None)
+        time.sleep(rng.uniform(0.0, 0.1))
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             kills += 1
