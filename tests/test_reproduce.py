@@ -136,13 +136,13 @@ def test_unknown_experiment_is_one_line(tmp_path):
 
 
 def test_reproduce_mnist_paper_short_budget_end_to_end(mnist_dir, tmp_path):
-    argv = [sys.executable, "-m", "nin", "reproduce", "mnist-paper", "svhn", "--budget-minutes", "0.3",
+    argv = [sys.executable, "-m", "nin", "reproduce", "mnist-paper", "svhn", "--budget-minutes", "0.1",
             "--data-dir", str(mnist_dir.parent), "--runs-dir", str(tmp_path / "runs"), "--results", str(tmp_path / "res")]
     result = subprocess.run(argv, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     readme = (tmp_path / "res" / "README.md").read_text()
     row = next(line for line in readme.splitlines() if line.startswith("| mnist-paper "))
-    assert "short budget: 0.3 min" in row and "MNIST (official pixels)" in row
+    assert "short budget: 0.1 min" in row and "MNIST (official pixels)" in row
     assert "| svhn | SVHN, NIN | 2.35 | not run: svhn data not found" in readme
     (record,) = json.loads((tmp_path / "res" / "runs.json").read_text())
     card = json.loads((tmp_path / "runs" / "mnist-paper" / "seed-0" / "card.json").read_text())

@@ -184,7 +184,7 @@ def test_anneal_by_time_brings_the_rate_down_by_the_budgets_end(tmp_path, mnist_
     rates = []
     original = loop.set_lr
     monkeypatch.setattr(loop, "set_lr", lambda optimizer, lr: (rates.append(lr), original(optimizer, lr))[1])
-    card = fit(small_config(tmp_path, mnist_dir, "timed", epochs=1000, train_subset=2048, time_budget_minutes=0.25,
+    card = fit(small_config(tmp_path, mnist_dir, "timed", epochs=1000, train_subset=2048, time_budget_minutes=0.15,
                             anneal_by_time=True, warmup_epochs=0.5), log=lambda *_: None)
     assert card["stopped_by_time_budget"] and 1 < card["epochs"] < 1000
     peak = max(rates)
