@@ -2,9 +2,14 @@
 # The prepared GPU check (issue 6): nin-cifar10 on CIFAR-10 with CUDA, bf16, channels-last and
 # torch.compile, within 8 minutes; prints images/s, epoch time and test accuracy per epoch.
 #
-# On the device machine (the device tool's `run`), from the repository root, with the data carried:
-#   mkdir -p gpu-data && cp -r ../shared/data/cifar10 ../shared/tools/make_cifar_batches.py gpu-data/
+# On the device machine (the device tool's `run`), from the repository root, with the data carried in
+# gpu-data/ (ignored by git): gpu-data/cifar10/ (the lossless pack) and gpu-data/make_cifar_batches.py.
 #   run: bash benchmarks/gpu_check.sh          carry: ["gpu-data"]        timeout_s: 590
+# What one call carries is capped at 64 MiB, the tracked tree included (43 MiB, 40 of it the shipped
+# weights), and the CIFAR-10 pack alone is 92 MiB: carry it over several calls in parts of about 20 MiB
+# (gpu-data/part-N/, a few of the pack's files each; paths carried by earlier calls stay on the machine
+# while it is held), and let the last call put them together before the script:
+#   mkdir -p gpu-data/cifar10 && cp gpu-data/part-*/* gpu-data/cifar10/ && bash benchmarks/gpu_check.sh
 # Here, on the CPU, end to end on a tiny budget:
 #   bash benchmarks/gpu_check.sh --dry-run
 set -euo pipefail
@@ -21,10 +26,11 @@ OUT=${OUT:-$WORK/out}
 mkdir -p "$WORK/data" "$OUT"
 start=$(date +%s)
 
-# An environment with the pinned torch: the project's venv where there is one, else a new one.
-if [[ -x .venv/bin/nin ]]; then PY=.venv/bin/python; else
-  python3 -m venv "$WORK/venv" && "$WORK/venv/bin/pip" install -q -e . && PY=$WORK/venv/bin/python
-fi
+# The first python3 on PATH, with nin from this checkout. On the device machine that is the image's
+# python3, which holds torch, torchvision and the rest of nin's needs (not the pinned versions), and nothing
+# can be installed there: a new venv's `pip install -e .` would try to download torch and fail.
+PY=python3
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 echo "setup: $(( $(date +%s) - start )) s; $($PY -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu only", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")')"
 
 "$PY" "$CONVERTER" cifar10 --pack "$PACK_DIR/cifar10" --format binary --out "$WORK/data/cifar-10-batches-bin"

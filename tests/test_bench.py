@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,7 +67,9 @@ def test_bench_unknown_preset_is_one_line():
 def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
     """benchmarks/gpu_check.sh --dry-run: the device script's whole path (setup, data, train, table) on the CPU."""
     script = REPO / "benchmarks" / "gpu_check.sh"
-    env = {**os.environ, "NIN_GPU_WORK": str(tmp_path), "OUT": str(tmp_path / "out")}
+    # python3 is this venv's, as on the device machine it is the image's (the script installs nothing).
+    env = {**os.environ, "NIN_GPU_WORK": str(tmp_path), "OUT": str(tmp_path / "out"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(["bash", str(script), "--dry-run"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-2000:]
     table = result.stdout[result.stdout.index("epoch  img/s  epoch_s  test_acc"):].splitlines()
