@@ -86,3 +86,14 @@ def test_config_file_with_unknown_key(tmp_path, capsys):
     cfg.write_text('{"learning_rate": 0.1}')
     assert main(["train", "--config", str(cfg)]) == 2
     assert "unknown keys learning_rate" in one_error_line(capsys.readouterr().err)
+
+
+def test_values_that_do_not_go_together_name_the_settings_file_they_came_from(tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"anneal_by_time": true}')   # valid alone; refused without --time-budget-minutes
+    assert main(["train", "--dataset", "mnist", "--config", str(cfg)]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "--anneal-by-time: needs --recipe fast and --time-budget-minutes" in line
+    assert line.endswith(f"(settings merged from {cfg})")
+    assert main(["train", "--dataset", "mnist", "--anneal-by-time"]) == 2   # from the command line alone
+    assert "settings merged from" not in one_error_line(capsys.readouterr().err)

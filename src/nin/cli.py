@@ -79,7 +79,14 @@ def train_config_from_args(args) -> "TrainConfig":
     if args.config is not None:
         values.update(load_config_file(args.config))
     values.update({f: getattr(args, f) for f in FIELDS if getattr(args, f) is not None})
-    return TrainConfig.from_dict(values, source="").resolved()
+    try:
+        return TrainConfig.from_dict(values, source="").resolved()
+    except NinError as e:
+        # The values are checked once merged, so the message names flags; say where else they came from.
+        sources = [str(path) for path in (args.config, args.resume and args.resume / CONFIG_FILE) if path]
+        if not sources:
+            raise
+        raise NinError(f"{e} (settings merged from {' and '.join(sources)})") from None
 
 
 def cmd_train(args) -> int:
