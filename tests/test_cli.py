@@ -97,3 +97,16 @@ def test_values_that_do_not_go_together_name_the_settings_file_they_came_from(tm
     assert line.endswith(f"(settings merged from {cfg})")
     assert main(["train", "--dataset", "mnist", "--anneal-by-time"]) == 2   # from the command line alone
     assert "settings merged from" not in one_error_line(capsys.readouterr().err)
+
+
+def test_a_reader_that_leaves_early_costs_no_traceback_and_no_work(tmp_path):
+    """`nin eval ... | head -1`: the reader closes the pipe; the command still writes its JSON, quietly."""
+    from nin.provenance import REPO
+
+    mnist = REPO.parent / "shared" / "data" / "mnist"
+    process = subprocess.Popen([sys.executable, "-m", "nin", "eval", "nin-mnist", "--data-dir", str(mnist), "--offline",
+                                "--json", str(tmp_path / "e.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()   # gone before the first line: every write to standard output meets a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait() == 0, stderr
+    assert stderr == "" and json.loads((tmp_path / "e.json").read_text())["images"] == 10000

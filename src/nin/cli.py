@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
 from pathlib import Path
 
@@ -412,7 +414,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _QuietWhenReaderLeaves:
+    """Standard output that goes quiet when its reader leaves (`nin eval RUN | head -1`) instead of raising
+    BrokenPipeError in the middle of a command: the command still finishes its work (the JSON, the run)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _discard(self) -> None:
+        # What is still buffered, and all that follows, goes to /dev/null; flushing at exit then succeeds.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._discard()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._discard()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if type(sys.stdout) is io.TextIOWrapper:   # the real standard output, not a capture or a wrapper already
+        sys.stdout = _QuietWhenReaderLeaves(sys.stdout)
     args, unknown = build_parser().parse_known_args(argv)
     if unknown:
         print(f"nin {args.command}: error: unrecognized arguments: {' '.join(unknown)} "
