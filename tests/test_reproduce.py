@@ -93,6 +93,8 @@ def test_committed_tables_match_the_committed_records():
             assert line in table
     curves = render_curves(experiments, records, kept_histories(REPO / "results", records))
     assert curves in (REPO / "results" / "README.md").read_text()
+    # ... and ends with results/notes.md as it is now (nin reproduce copies it; an edit must be copied too)
+    assert (REPO / "results" / "README.md").read_text().endswith((REPO / "results" / "notes.md").read_text())
 
 
 def test_every_recent_record_matches_its_committed_card():
