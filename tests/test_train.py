@@ -114,6 +114,37 @@ def test_resume_continues_the_same_run(tmp_path, mnist_dir):
     assert untimed_metrics(tmp_path / "whole") == untimed_metrics(tmp_path / "split")
 
 
+def test_ema_saves_the_moving_average_of_every_steps_weights_and_resumes_it(tmp_path, mnist_dir, monkeypatch):
+    from torch.optim.swa_utils import AveragedModel
+
+    decay, seen = 0.75, []
+    update = AveragedModel.update_parameters
+
+    def recording(self, model):   # the weights after each optimizer step, as the average is given them
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        update(self, model)
+
+    monkeypatch.setattr(AveragedModel, "update_parameters", recording)
+    fit(small_config(tmp_path, mnist_dir, "whole", epochs=3, ema_decay=decay), log=lambda *_: None)
+    assert len(seen) == 3 * 512 // 64   # once per step
+    average = dict(seen[0])
+    for step in seen[1:]:
+        average = {k: decay * average[k] + (1 - decay) * step[k] for k in average}
+    whole = weights(tmp_path / "whole")
+    assert set(whole) == set(average)
+    assert all(torch.allclose(whole[k], average[k], rtol=1e-5, atol=1e-6) for k in whole)
+    assert not all(torch.allclose(whole[k], seen[-1][k]) for k in whole)   # not the last step's weights
+    # An interrupted run continues the average from its checkpoint: the same weights as in one go.
+    monkeypatch.setattr(AveragedModel, "update_parameters", update)
+    with pytest.raises(Interrupted):
+        fit(small_config(tmp_path, mnist_dir, "split", epochs=3, ema_decay=decay), log=lambda *_: None,
+            on_epoch_end=stop_after(1))
+    fit(small_config(tmp_path, mnist_dir, "split", epochs=3, ema_decay=decay), resume=True, log=lambda *_: None)
+    split = weights(tmp_path / "split")
+    assert all(torch.equal(whole[k], split[k]) for k in whole)
+    assert untimed_metrics(tmp_path / "whole") == untimed_metrics(tmp_path / "split")
+
+
 def test_paper_recipe_divides_lr_twice_then_stops(tmp_path, mnist_dir):
     # min_delta 100 points: only the first epoch "improves" (on nothing), so with patience 1
     # every later epoch is a plateau: LR 0.05, 0.05, then /10 twice, then stop.

@@ -99,6 +99,9 @@ class TrainConfig:
     test_flip: bool = _field(False, "evaluate each image and its mirror image and average the logits (flip "
                              "test-time augmentation), in training and wherever the weights are used; for data sets "
                              "trained with flips", flag="--test-flip")
+    ema_decay: float = _field(0.0, "keep an exponential moving average of the weights with this decay per step "
+                              "(0.999: about the last 1,000 steps) and evaluate and save it instead of the last "
+                              "weights; 0: off", minimum=0, below=1)
     small_crop_epochs: int = _field(0, "train the first N epochs on random crops of --small-crop-size pixels "
                                       "(and flips where --augment flips), which cost less; 0: off", minimum=0)
     small_crop_size: int = _field(24, "side of the crops of --small-crop-epochs", minimum=8)

@@ -63,6 +63,7 @@ class StepOptions:
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None
     label_smoothing: float = 0.0
     clip_grad_norm: float = 0.0   # 0: no clipping
+    after_step: Callable[[], None] | None = None   # after each optimizer step (the weights' moving average)
 
     @classmethod
     def for_recipe(cls, recipe: str, prepare: Prepare, autocast, device: torch.device, augment=None) -> StepOptions:
@@ -127,6 +128,8 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
         if step.clip_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), step.clip_grad_norm, foreach=True)
         optimizer.step()
+        if step.after_step is not None:
+            step.after_step()
         loss_sum += loss.detach() * len(labels)
         correct += (logits.argmax(dim=1) == labels).sum()
         seen += len(labels)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from nin.config import LOCATION_FIELDS, TrainConfig, check_resume
 from nin.data.augment import make_augment
@@ -101,16 +102,16 @@ def rng_states() -> dict:
 
 def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wall_seconds: float,
                      progress: EpochProgress | None, rank_rngs: list[dict] | None = None,
-                     resumes: list[dict] | None = None) -> dict:
+                     resumes: list[dict] | None = None, ema: AveragedModel | None = None) -> dict:
     """Everything needed to continue exactly: tensors, numbers, strings, lists and dicts only
     (loadable with torch.load(weights_only=True)). `progress`: how far the unfinished epoch got;
-    `rank_rngs`: every rank's random-number states (default: this process's)."""
+    `rank_rngs`: every rank's random-number states (default: this process's); `ema`: the weights' average."""
     rank_rngs = rank_rngs or [rng_states()]
     return {
         "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epochs_done,
         "epoch_progress": progress.to_state() if progress is not None else None,
         "history": [dict(row) for row in history], "wall_seconds": wall_seconds, "rng_ranks": rank_rngs,
-        "resumes": [dict(r) for r in resumes or []],
+        "resumes": [dict(r) for r in resumes or []], "ema": ema.state_dict() if ema is not None else None,
     }
 
 
@@ -212,6 +213,16 @@ class Trainer:
     step: StepOptions          # the normal epochs' step
     small_crop_step: StepOptions   # the first --small-crop-epochs' step
     bf16: bool
+    ema: AveragedModel | None = None   # --ema-decay: the moving average of `model`'s weights
+
+    @property
+    def result_model(self):
+        """What is evaluated and saved: the weights' moving average with --ema-decay, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
+    @property
+    def eval_model(self):
+        return self.ema.module if self.ema is not None else self.forward_model
 
 
 @dataclass
@@ -245,13 +256,16 @@ def build_trainer(cfg: TrainConfig, ranks: Ranks) -> Trainer:
         train_model = DistributedDataParallel(
             forward_model, device_ids=[device.index] if device.type == "cuda" else None)
         torch.manual_seed(cfg.seed + 7919 * ranks.rank)   # each rank its own dropout and augmentation
+    # torch's own EMA: a copy of the weights, moved towards them after every step (the first step copies them).
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
     step = StepOptions(prepare, autocast(device, bf16), device,
                        make_augment(data.info.augment_shift, data.info.augment_flip) if cfg.augment else None,
-                       cfg.label_smoothing, cfg.clip_grad_norm)
+                       cfg.label_smoothing, cfg.clip_grad_norm,
+                       after_step=(lambda: ema.update_parameters(model)) if ema is not None else None)
     # The first --small-crop-epochs train on smaller random crops: fewer pixels, a cheaper step.
     small_crops = make_augment(0, cfg.augment and data.info.augment_flip, crop=cfg.small_crop_size)
     return Trainer(data, train, model, forward_model, train_model, optimizer, step,
-                   dataclasses.replace(step, augment=small_crops), bf16)
+                   dataclasses.replace(step, augment=small_crops), bf16, ema)
 
 
 def restore(cfg: TrainConfig, trainer: Trainer, ranks: Ranks, log) -> RunState:
@@ -264,6 +278,8 @@ def restore(cfg: TrainConfig, trainer: Trainer, ranks: Ranks, log) -> RunState:
     try:
         trainer.model.load_state_dict(checkpoint["model"])
         trainer.optimizer.load_state_dict(checkpoint["optimizer"])
+        if trainer.ema is not None:
+            trainer.ema.load_state_dict(checkpoint["ema"])
         state = RunState(checkpoint["history"], [dict(r) for r in checkpoint.get("resumes", [])],
                          checkpoint["epoch"], checkpoint["wall_seconds"])
         restore_rng_states(checkpoint, ranks.rank)
@@ -303,7 +319,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         if ranks.is_main:
             save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
                 trainer.model, trainer.optimizer, epochs_done, state.history,
-                state.wall_before + time.perf_counter() - start, progress, rng, state.resumes))
+                state.wall_before + time.perf_counter() - start, progress, rng, state.resumes, trainer.ema))
 
     def should_stop() -> bool:
         return ranks.should_stop(stop is not None and stop.requested)
@@ -339,7 +355,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             should_stop=should_stop)
         state.partial = None
         stats = ranks.epoch_stats(stats)
-        result = ranks.evaluate(trainer.forward_model, eval_split.images, eval_split.labels, 512, trainer.step.prepare,
+        result = ranks.evaluate(trainer.eval_model, eval_split.images, eval_split.labels, 512, trainer.step.prepare,
                                 trainer.step.autocast, data.info.num_classes, cfg.test_flip)
         state.history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
@@ -369,12 +385,12 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             break
 
     if result is None or eval_name != "test":
-        result = ranks.evaluate(trainer.model, data.test.images, data.test.labels, 512, trainer.step.prepare,
+        result = ranks.evaluate(trainer.result_model, data.test.images, data.test.labels, 512, trainer.step.prepare,
                                 trainer.step.autocast, data.info.num_classes, cfg.test_flip)
     identical = ranks.parameters_identical(trainer.model) if ranks.enabled else None
     if not ranks.is_main:
         return {}
-    card = finish(run_dir, cfg, trainer.model, data, result, state.history, trainer.bf16,
+    card = finish(run_dir, cfg, trainer.result_model, data, result, state.history, trainer.bf16,
                   state.wall_before + time.perf_counter() - start, budget_hit, state.resumes)
     if ranks.enabled:
         card.update(processes=ranks.world, ranks_identical=identical)
