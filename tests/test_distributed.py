@@ -5,11 +5,13 @@ import os
 import subprocess
 import sys
 
+from conftest import SMALL_MNIST
 
-def test_torchrun_two_processes_agree_and_evaluation_counts_each_image_once(mnist_dir, tmp_path):
+
+def test_torchrun_two_processes_agree_and_evaluation_counts_each_image_once(mnist_small_dir, tmp_path):
     out = tmp_path / "ddp"
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "nin",
-            "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline", "--train-subset", "9600",
+            "train", "--dataset", "mnist", "--data-dir", str(mnist_small_dir), "--offline", "--train-subset", "9600",
             "--batch-size", "128", "--epochs", "2", "--checkpoint-every", "25", "--device", "cpu", "--out", str(out),
             "--no-progress", "--no-report"]
     result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -20,10 +22,10 @@ def test_torchrun_two_processes_agree_and_evaluation_counts_each_image_once(mnis
     # Rank 0 alone wrote the files: one metrics row per epoch, and one line of results printed.
     assert (out / "metrics.csv").read_text().count("\n") == 3
     assert result.stdout.count("test accuracy") == 1
-    # The sharded evaluation counted all 10,000 test images once: a single process agrees exactly.
+    # The sharded evaluation counted every test image once: a single process agrees exactly.
     confusion = card["confusion_matrix"]
-    assert sum(map(sum, confusion)) == 10000
-    evaluation = subprocess.run([sys.executable, "-m", "nin", "eval", str(out), "--data-dir", str(mnist_dir),
+    assert sum(map(sum, confusion)) == SMALL_MNIST["test"][2]
+    evaluation = subprocess.run([sys.executable, "-m", "nin", "eval", str(out), "--data-dir", str(mnist_small_dir),
                                  "--offline", "--json", str(tmp_path / "e.json")], capture_output=True, text=True)
     assert evaluation.returncode == 0, evaluation.stderr
     single = json.loads((tmp_path / "e.json").read_text())
@@ -31,9 +33,9 @@ def test_torchrun_two_processes_agree_and_evaluation_counts_each_image_once(mnis
     assert single["confusion_matrix"] == confusion
 
 
-def test_batch_size_must_split_over_processes(mnist_dir, tmp_path):
+def test_batch_size_must_split_over_processes(mnist_small_dir, tmp_path):
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "nin",
-            "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline", "--train-subset", "512",
+            "train", "--dataset", "mnist", "--data-dir", str(mnist_small_dir), "--offline", "--train-subset", "512",
             "--batch-size", "127", "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "x"), "--no-progress"]
     result = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode != 0

@@ -17,9 +17,9 @@ from nin.files import load_checkpoint
 from nin.rundir import untimed_metrics
 
 
-def train_argv(mnist_dir, out, *extra):
+def train_argv(mnist_small_dir, out, *extra):
     # 12 steps per epoch, 3 epochs, a checkpoint every 2 steps; augmentation and dropout use the RNG.
-    return [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+    return [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_small_dir), "--offline",
             "--train-subset", "768", "--batch-size", "64", "--epochs", "3", "--checkpoint-every", "2", "--augment",
             "--out", str(out), "--no-progress", "--no-report", *extra]
 
@@ -42,10 +42,10 @@ def checkpoint_stamp(run_dir: Path):
     return stat.st_ino, stat.st_mtime_ns
 
 
-def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tmp_path):
+def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_small_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     whole = tmp_path / "whole"
-    subprocess.run(train_argv(mnist_dir, whole), check=True, capture_output=True, env=env)
+    subprocess.run(train_argv(mnist_small_dir, whole), check=True, capture_output=True, env=env)
 
     split = tmp_path / "split"
     rng = random.Random(1234)
@@ -53,7 +53,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tm
     # One kill inside a checkpoint write: fault_injection/sitecustomize.py slows the writes so that a
     # half-written temporary file is there long enough to be seen; the kill lands then.
     slow = {**env, "NIN_TEST_SLOW_WRITE_SECONDS": "0.5", "PYTHONPATH": str(Path(__file__).parent / "fault_injection")}
-    process = subprocess.Popen(train_argv(mnist_dir, split), env=slow, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(train_argv(mnist_small_dir, split), env=slow, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     assert wait_for(lambda: any(p.name.startswith(".checkpoint.pt.") for p in split.glob(".*.tmp")))
     process.send_signal(signal.SIGKILL)
@@ -63,7 +63,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tm
     # new checkpoints and a random part of the next step. Counted in checkpoints, not seconds, so a fast
     # machine cannot finish a run before its kill (36 steps make 18 checkpoints; five runs write at most 15).
     for _ in range(5):
-        argv = train_argv(mnist_dir, split, *(["--resume", str(split)] if (split / "checkpoint.pt").exists() else []))
+        argv = train_argv(mnist_small_dir, split, *(["--resume", str(split)] if (split / "checkpoint.pt").exists() else []))
         process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(rng.randint(0, 2)):
             before = checkpoint_stamp(split)
@@ -77,7 +77,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tm
         if (split / "checkpoint.pt").exists():
             load_checkpoint(split / "checkpoint.pt")
     assert kills >= 5
-    argv = train_argv(mnist_dir, split, *(["--resume", str(split)] if (split / "checkpoint.pt").exists() else []))
+    argv = train_argv(mnist_small_dir, split, *(["--resume", str(split)] if (split / "checkpoint.pt").exists() else []))
     result = subprocess.run(argv, capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
 
@@ -87,11 +87,11 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_dir, tm
     assert list(split.glob(".*.tmp")) == []
 
 
-def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_finishes_identically(mnist_dir, tmp_path):
+def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_finishes_identically(mnist_small_dir, tmp_path):
     # 12,800 images: an epoch of about 10 s here, so that the signal 3 s in lands mid-epoch.
     whole, split = tmp_path / "whole", tmp_path / "split"
     argv = lambda out, *extra: [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir",
-                                str(mnist_dir), "--offline", "--train-subset", "12800", "--batch-size", "64",
+                                str(mnist_small_dir), "--offline", "--train-subset", "12800", "--batch-size", "64",
                                 "--epochs", "1", "--out", str(out), "--no-progress", "--no-report", *extra]
     subprocess.run(argv(whole), check=True, capture_output=True)
     process = subprocess.Popen(argv(split), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -110,9 +110,9 @@ def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_finishes_identically(mni
     assert untimed_metrics(whole) == untimed_metrics(split)
 
 
-def test_nan_after_a_checkpoint_exits_3_and_leaves_that_checkpoint_as_it_was(mnist_dir, tmp_path):
+def test_nan_after_a_checkpoint_exits_3_and_leaves_that_checkpoint_as_it_was(mnist_small_dir, tmp_path):
     out = tmp_path / "run"
-    base = [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+    base = [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_small_dir), "--offline",
             "--train-subset", "512", "--batch-size", "64", "--out", str(out), "--no-progress", "--no-report"]
     subprocess.run([*base, "--epochs", "1"], check=True, capture_output=True)
     before = (out / "checkpoint.pt").read_bytes()
@@ -126,9 +126,9 @@ def test_nan_after_a_checkpoint_exits_3_and_leaves_that_checkpoint_as_it_was(mni
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
 
 
-def test_resume_from_a_truncated_checkpoint_is_one_line_exit_2(mnist_dir, tmp_path):
+def test_resume_from_a_truncated_checkpoint_is_one_line_exit_2(mnist_small_dir, tmp_path):
     out = tmp_path / "run"
-    base = [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+    base = [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_small_dir), "--offline",
             "--train-subset", "256", "--batch-size", "64", "--epochs", "1", "--out", str(out), "--no-progress",
             "--no-report"]
     subprocess.run(base, check=True, capture_output=True)
@@ -139,10 +139,10 @@ def test_resume_from_a_truncated_checkpoint_is_one_line_exit_2(mnist_dir, tmp_pa
     assert result.stderr.count("\n") == 1 and "not a valid nin checkpoint" in result.stderr
 
 
-def test_unwritable_output_folder_is_one_line_exit_2(mnist_dir, tmp_path):
+def test_unwritable_output_folder_is_one_line_exit_2(mnist_small_dir, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the run folder's parent should be")
-    result = subprocess.run([sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir),
+    result = subprocess.run([sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_small_dir),
                              "--offline", "--train-subset", "256", "--epochs", "1", "--out", str(blocker / "run"),
                              "--no-progress"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "cannot write there" in result.stderr

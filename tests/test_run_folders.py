@@ -16,8 +16,8 @@ from nin.reproduce.curves import minutes_axis, minutes_to_reach, time_to_accurac
 from nin.rundir import RunFolderLock, read_metrics, write_metrics
 
 
-def train_argv(mnist_dir, out, *extra):
-    return [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+def train_argv(mnist_small_dir, out, *extra):
+    return [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_small_dir), "--offline",
             "--train-subset", "256", "--batch-size", "64", "--epochs", "1", "--out", str(out), "--no-progress",
             "--no-report", *extra]
 
@@ -39,9 +39,9 @@ def one_line_exit_2(result, *needles):
 
 
 @pytest.fixture(scope="module")
-def finished_once(mnist_dir, tmp_path_factory):
+def finished_once(mnist_small_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("finished") / "run"
-    subprocess.run(train_argv(mnist_dir, out), check=True, capture_output=True)
+    subprocess.run(train_argv(mnist_small_dir, out), check=True, capture_output=True)
     return out
 
 
@@ -55,17 +55,17 @@ def snapshot(run_dir):
     return {name: (run_dir / name).read_bytes() for name in ("weights.safetensors", "card.json", "config.json")}
 
 
-def test_a_second_run_into_a_finished_folder_is_refused_and_changes_nothing(mnist_dir, finished):
+def test_a_second_run_into_a_finished_folder_is_refused_and_changes_nothing(mnist_small_dir, finished):
     before = snapshot(finished)
-    result = subprocess.run(train_argv(mnist_dir, finished, "--seed", "1"), capture_output=True, text=True)
+    result = subprocess.run(train_argv(mnist_small_dir, finished, "--seed", "1"), capture_output=True, text=True)
     one_line_exit_2(result, f"{finished}: holds a finished run", "--overwrite", "another --out")
     assert snapshot(finished) == before
 
 
-def test_overwrite_replaces_the_whole_run(mnist_dir, finished):
+def test_overwrite_replaces_the_whole_run(mnist_small_dir, finished):
     before = snapshot(finished)
     (finished / "report.html").write_text("the old run's report")
-    result = subprocess.run(train_argv(mnist_dir, finished, "--seed", "1", "--overwrite"), capture_output=True,
+    result = subprocess.run(train_argv(mnist_small_dir, finished, "--seed", "1", "--overwrite"), capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
     after = snapshot(finished)
@@ -74,10 +74,10 @@ def test_overwrite_replaces_the_whole_run(mnist_dir, finished):
     assert not (finished / "report.html").exists()               # nothing of the old run is left to mix in
 
 
-def test_two_concurrent_runs_into_one_folder_one_is_refused(mnist_dir, tmp_path, finished):
+def test_two_concurrent_runs_into_one_folder_one_is_refused(mnist_small_dir, tmp_path, finished):
     # Into a finished folder: both refused, the weights untouched.
     before = snapshot(finished)
-    both = [subprocess.Popen(train_argv(mnist_dir, finished), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    both = [subprocess.Popen(train_argv(mnist_small_dir, finished), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True) for _ in range(2)]
     for process in both:
         _, stderr = process.communicate(timeout=300)
@@ -85,19 +85,19 @@ def test_two_concurrent_runs_into_one_folder_one_is_refused(mnist_dir, tmp_path,
     assert snapshot(finished) == before
     # Into a new folder: the second, started while the first trains, is refused; the first finishes alone.
     out = tmp_path / "new"
-    first = subprocess.Popen(train_argv(mnist_dir, out, "--epochs", "2", "--train-subset", "2048"),
+    first = subprocess.Popen(train_argv(mnist_small_dir, out, "--epochs", "2", "--train-subset", "2048"),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert wait_for(lambda: (out / "config.json").exists())
-    second = subprocess.run(train_argv(mnist_dir, out), capture_output=True, text=True)
+    second = subprocess.run(train_argv(mnist_small_dir, out), capture_output=True, text=True)
     one_line_exit_2(second, f"{out}: in use by another nin process (pid {first.pid})")
     _, stderr = first.communicate(timeout=600)
     assert first.returncode == 0, stderr
     assert json.loads((out / "card.json").read_text())["epochs"] == 2
 
 
-def test_a_killed_run_leaves_its_folder_unlocked(mnist_dir, tmp_path):
+def test_a_killed_run_leaves_its_folder_unlocked(mnist_small_dir, tmp_path):
     out = tmp_path / "run"
-    argv = train_argv(mnist_dir, out, "--epochs", "20", "--train-subset", "1024", "--checkpoint-every", "2")
+    argv = train_argv(mnist_small_dir, out, "--epochs", "20", "--train-subset", "1024", "--checkpoint-every", "2")
     process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     assert wait_for(lambda: (out / "checkpoint.pt").exists())
     process.send_signal(signal.SIGKILL)
@@ -106,12 +106,12 @@ def test_a_killed_run_leaves_its_folder_unlocked(mnist_dir, tmp_path):
     assert result.returncode == 0, result.stderr
 
 
-def test_resume_refuses_changed_results_and_records_a_longer_run(mnist_dir, finished):
-    result = subprocess.run(train_argv(mnist_dir, finished, "--resume", str(finished), "--seed", "1", "--lr", "0.3"),
+def test_resume_refuses_changed_results_and_records_a_longer_run(mnist_small_dir, finished):
+    result = subprocess.run(train_argv(mnist_small_dir, finished, "--resume", str(finished), "--seed", "1", "--lr", "0.3"),
                             capture_output=True, text=True)
     one_line_exit_2(result, "--resume would change settings that change the result", "lr: 0.2 -> 0.3",
                     "seed: 0 -> 1")
-    longer = subprocess.run(train_argv(mnist_dir, finished, "--resume", str(finished), "--epochs", "2"),
+    longer = subprocess.run(train_argv(mnist_small_dir, finished, "--resume", str(finished), "--epochs", "2"),
                             capture_output=True, text=True)
     assert longer.returncode == 0, longer.stderr
     card = json.loads((finished / "card.json").read_text())

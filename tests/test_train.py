@@ -82,10 +82,10 @@ def weights(run_dir):
     return load_file(run_dir / "weights.safetensors")
 
 
-def test_same_seed_gives_identical_weights(tmp_path, mnist_dir):
-    fit(small_config(tmp_path, mnist_dir, "a"), log=lambda *_: None)
-    fit(small_config(tmp_path, mnist_dir, "b"), log=lambda *_: None)
-    fit(small_config(tmp_path, mnist_dir, "c", seed=1), log=lambda *_: None)
+def test_same_seed_gives_identical_weights(tmp_path, mnist_small_dir):
+    fit(small_config(tmp_path, mnist_small_dir, "a"), log=lambda *_: None)
+    fit(small_config(tmp_path, mnist_small_dir, "b"), log=lambda *_: None)
+    fit(small_config(tmp_path, mnist_small_dir, "c", seed=1), log=lambda *_: None)
     a, b, c = weights(tmp_path / "a"), weights(tmp_path / "b"), weights(tmp_path / "c")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a)
@@ -102,19 +102,19 @@ def stop_after(epochs):
     return on_epoch_end
 
 
-def test_resume_continues_the_same_run(tmp_path, mnist_dir):
-    fit(small_config(tmp_path, mnist_dir, "whole", epochs=3), log=lambda *_: None)
+def test_resume_continues_the_same_run(tmp_path, mnist_small_dir):
+    fit(small_config(tmp_path, mnist_small_dir, "whole", epochs=3), log=lambda *_: None)
     with pytest.raises(Interrupted):
-        fit(small_config(tmp_path, mnist_dir, "split", epochs=3), log=lambda *_: None, on_epoch_end=stop_after(1))
+        fit(small_config(tmp_path, mnist_small_dir, "split", epochs=3), log=lambda *_: None, on_epoch_end=stop_after(1))
     assert not (tmp_path / "split" / "weights.safetensors").exists()
-    fit(small_config(tmp_path, mnist_dir, "split", epochs=3), resume=True, log=lambda *_: None)
+    fit(small_config(tmp_path, mnist_small_dir, "split", epochs=3), resume=True, log=lambda *_: None)
     whole, split = weights(tmp_path / "whole"), weights(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     assert len(untimed_metrics(tmp_path / "whole")) == 3
     assert untimed_metrics(tmp_path / "whole") == untimed_metrics(tmp_path / "split")
 
 
-def test_ema_saves_the_moving_average_of_every_steps_weights_and_resumes_it(tmp_path, mnist_dir, monkeypatch):
+def test_ema_saves_the_moving_average_of_every_steps_weights_and_resumes_it(tmp_path, mnist_small_dir, monkeypatch):
     from torch.optim.swa_utils import AveragedModel
 
     decay, seen = 0.75, []
@@ -125,7 +125,7 @@ def test_ema_saves_the_moving_average_of_every_steps_weights_and_resumes_it(tmp_
         update(self, model)
 
     monkeypatch.setattr(AveragedModel, "update_parameters", recording)
-    fit(small_config(tmp_path, mnist_dir, "whole", epochs=3, ema_decay=decay), log=lambda *_: None)
+    fit(small_config(tmp_path, mnist_small_dir, "whole", epochs=3, ema_decay=decay), log=lambda *_: None)
     assert len(seen) == 3 * 512 // 64   # once per step
     average = dict(seen[0])
     for step in seen[1:]:
@@ -137,18 +137,18 @@ def test_ema_saves_the_moving_average_of_every_steps_weights_and_resumes_it(tmp_
     # An interrupted run continues the average from its checkpoint: the same weights as in one go.
     monkeypatch.setattr(AveragedModel, "update_parameters", update)
     with pytest.raises(Interrupted):
-        fit(small_config(tmp_path, mnist_dir, "split", epochs=3, ema_decay=decay), log=lambda *_: None,
+        fit(small_config(tmp_path, mnist_small_dir, "split", epochs=3, ema_decay=decay), log=lambda *_: None,
             on_epoch_end=stop_after(1))
-    fit(small_config(tmp_path, mnist_dir, "split", epochs=3, ema_decay=decay), resume=True, log=lambda *_: None)
+    fit(small_config(tmp_path, mnist_small_dir, "split", epochs=3, ema_decay=decay), resume=True, log=lambda *_: None)
     split = weights(tmp_path / "split")
     assert all(torch.equal(whole[k], split[k]) for k in whole)
     assert untimed_metrics(tmp_path / "whole") == untimed_metrics(tmp_path / "split")
 
 
-def test_paper_recipe_divides_lr_twice_then_stops(tmp_path, mnist_dir):
+def test_paper_recipe_divides_lr_twice_then_stops(tmp_path, mnist_small_dir):
     # min_delta 100 points: only the first epoch "improves" (on nothing), so with patience 1
     # every later epoch is a plateau: LR 0.05, 0.05, then /10 twice, then stop.
-    cfg = small_config(tmp_path, mnist_dir, "paper", recipe="paper", epochs=10, patience=1, min_delta=100.0,
+    cfg = small_config(tmp_path, mnist_small_dir, "paper", recipe="paper", epochs=10, patience=1, min_delta=100.0,
                        init="lsuv", lr=0.05)
     card = fit(cfg, log=lambda *_: None)
     rows = list(csv.DictReader((tmp_path / "paper" / "metrics.csv").open()))
@@ -168,13 +168,13 @@ def test_non_finite_loss_stops_with_exit_code_3(tmp_path, mnist_dir):
     assert not (out / "weights.safetensors").exists()
 
 
-def test_sigterm_stops_training_keeping_the_last_checkpoint(tmp_path, mnist_dir):
+def test_sigterm_stops_training_keeping_the_last_checkpoint(tmp_path, mnist_small_dir):
     import signal
     import time
 
     out = tmp_path / "term"
     process = subprocess.Popen(
-        [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_dir), "--offline",
+        [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir", str(mnist_small_dir), "--offline",
          "--train-subset", "640", "--batch-size", "64", "--epochs", "50", "--out", str(out), "--no-progress"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -192,7 +192,7 @@ def test_sigterm_stops_training_keeping_the_last_checkpoint(tmp_path, mnist_dir)
     assert state["epoch"] >= 1
 
 
-def test_small_crop_epochs_train_the_first_epochs_on_smaller_crops(tmp_path, mnist_dir, monkeypatch):
+def test_small_crop_epochs_train_the_first_epochs_on_smaller_crops(tmp_path, mnist_small_dir, monkeypatch):
     import nin.train.run as run
 
     seen = []
@@ -203,7 +203,7 @@ def test_small_crop_epochs_train_the_first_epochs_on_smaller_crops(tmp_path, mni
         return original(model, batches, num_batches, optimizer, lr_at, first_step, step, *rest, **kw)
 
     monkeypatch.setattr(run, "train_one_epoch", spy)
-    card = fit(small_config(tmp_path, mnist_dir, "crops", epochs=3, augment=True, small_crop_epochs=2,
+    card = fit(small_config(tmp_path, mnist_small_dir, "crops", epochs=3, augment=True, small_crop_epochs=2,
                             small_crop_size=20))
     assert seen == [(20, 20), (20, 20), (28, 28)]   # then the full size, with the usual translation
     assert card["test_error"] < 90
