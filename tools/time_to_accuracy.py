@@ -39,6 +39,7 @@ def build(experiments: list[str], targets: list[str], budget_minutes: float) -> 
         points = curves[name]
         runs.append({"experiment": name, "seed": 0, "description": known[name].description,
                      "command": record["command"], "commit": record["commit"], "data": record["data"],
+                     "machine": record["machine"],
                      "card": record["card"], "card_sha256": record["card_sha256"], "points": points,
                      "minutes_to_paper_accuracy": {label: minutes_to_reach(points, acc, axis) for label, acc in paper.items()}})
     return {"budget_minutes": budget_minutes, "minutes_axis": axis, "target_experiments": targets, "targets": paper,
@@ -54,7 +55,8 @@ def main() -> None:
     args = parser.parse_args()
     data = build(args.experiments, args.targets, args.budget_minutes)
     atomic_write_json(RESULTS / f"{args.name}.json", data)
-    curves = {f"{run['experiment']} (seed {run['seed']})": run["points"] for run in data["runs"]}
+    # The machine in the legend: curves from different machines differ in speed as well as in recipe.
+    curves = {f"{run['experiment']} (seed {run['seed']}, {run['machine']})": run["points"] for run in data["runs"]}
     atomic_write_bytes(RESULTS / f"{args.name}.png",
                        accuracy_against_minutes(curves, data["targets"], data["budget_minutes"], data["minutes_axis"]))
     print(f"written: {RESULTS / args.name}.json, .png")
