@@ -23,24 +23,31 @@ def fashion_dir() -> Path:
     return DEBIAN_FASHION_MNIST
 
 
+def write_idx(path, array, compress: bool = False):
+    """An IDX file of a uint8 array (images N x H x W or labels N), gzipped with `compress`."""
+    import gzip
+
+    magic = 2051 if array.ndim == 3 else 2049
+    data = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape) + array.tobytes()
+    path.write_bytes(gzip.compress(data) if compress else data)
+
+
 # The real MNIST's first training and test images, for tests that check how training behaves (resume, seeds,
 # schedules, locks) rather than how well it learns: every epoch evaluates the test split, and 1,000 test
 # images take a tenth of the time of 10,000.
-SMALL_MNIST = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 12800),
-               "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 1000)}
+SMALL_MNIST = {"train": 12800, "test": 1000}
 
 
 @pytest.fixture(scope="session")
 def mnist_small_dir(tmp_path_factory, mnist_dir) -> Path:
     """The first 12,800 training and 1,000 test images of the real MNIST, as IDX files."""
     from nin.data.idx import read_idx
+    from nin.data.mnist import IDX_FILES
 
     folder = tmp_path_factory.mktemp("mnist-small")
-    for images_stem, labels_stem, count in SMALL_MNIST.values():
-        for stem, ndim, magic in ((images_stem, 3, 2051), (labels_stem, 1, 2049)):
-            array = read_idx(mnist_dir / f"{stem}.gz", ndim)[:count]
-            header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
-            (folder / stem).write_bytes(header + array.tobytes())
+    for split, count in SMALL_MNIST.items():
+        for stem, ndim in zip(IDX_FILES[split], (3, 1)):
+            write_idx(folder / stem, read_idx(mnist_dir / f"{stem}.gz", ndim)[:count])
     return folder
 
 

@@ -24,7 +24,7 @@ def test_torchrun_two_processes_agree_and_evaluation_counts_each_image_once(mnis
     assert result.stdout.count("test accuracy") == 1
     # The sharded evaluation counted every test image once: a single process agrees exactly.
     confusion = card["confusion_matrix"]
-    assert sum(map(sum, confusion)) == SMALL_MNIST["test"][2]
+    assert sum(map(sum, confusion)) == SMALL_MNIST["test"]
     evaluation = subprocess.run([sys.executable, "-m", "nin", "eval", str(out), "--data-dir", str(mnist_small_dir),
                                  "--offline", "--json", str(tmp_path / "e.json")], capture_output=True, text=True)
     assert evaluation.returncode == 0, evaluation.stderr

@@ -1,22 +1,12 @@
 """IDX reading and data-set location, on small files written here and on the real MNIST."""
 
-import gzip
-import struct
-
 import numpy as np
 import pytest
 
+from conftest import write_idx
 from nin.data.idx import read_idx
 from nin.data.sources import describe_data, load_dataset
 from nin.errors import NinError
-
-
-def write_idx(path, array: np.ndarray, compress: bool):
-    magic = 2051 if array.ndim == 3 else 2049
-    data = struct.pack(">I", magic) + b"".join(struct.pack(">I", d) for d in array.shape) + array.tobytes()
-    if compress:
-        data = gzip.compress(data)
-    path.write_bytes(data)
 
 
 def write_fake_mnist(folder, n_train=20, n_test=10, compress=True):
