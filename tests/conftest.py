@@ -32,23 +32,32 @@ def write_idx(path, array, compress: bool = False):
     path.write_bytes(gzip.compress(data) if compress else data)
 
 
-# The real MNIST's first training and test images, for tests that check how training behaves (resume, seeds,
-# schedules, locks) rather than how well it learns: every epoch evaluates the test split, and 1,000 test
-# images take a tenth of the time of 10,000.
+# The first training and test images of the real MNIST (or Fashion-MNIST), for tests that check how training
+# behaves (resume, seeds, schedules, locks, test-time flips) rather than how well it learns: every epoch evaluates
+# the test split, and 1,000 test images take a tenth of the time of 10,000.
 SMALL_MNIST = {"train": 12800, "test": 1000}
+
+
+def _small_idx(tmp_path_factory, source: Path, name: str) -> Path:
+    """The first SMALL_MNIST images of each split of the IDX files in `source`, written uncompressed."""
+    from nin.data.idx import read_idx
+    from nin.data.mnist import IDX_FILES
+
+    folder = tmp_path_factory.mktemp(f"{name}-small")
+    for split, count in SMALL_MNIST.items():
+        for stem, ndim in zip(IDX_FILES[split], (3, 1)):
+            write_idx(folder / stem, read_idx(source / f"{stem}.gz", ndim)[:count])
+    return folder
 
 
 @pytest.fixture(scope="session")
 def mnist_small_dir(tmp_path_factory, mnist_dir) -> Path:
-    """The first 12,800 training and 1,000 test images of the real MNIST, as IDX files."""
-    from nin.data.idx import read_idx
-    from nin.data.mnist import IDX_FILES
+    return _small_idx(tmp_path_factory, mnist_dir, "mnist")
 
-    folder = tmp_path_factory.mktemp("mnist-small")
-    for split, count in SMALL_MNIST.items():
-        for stem, ndim in zip(IDX_FILES[split], (3, 1)):
-            write_idx(folder / stem, read_idx(mnist_dir / f"{stem}.gz", ndim)[:count])
-    return folder
+
+@pytest.fixture(scope="session")
+def fashion_small_dir(tmp_path_factory, fashion_dir) -> Path:
+    return _small_idx(tmp_path_factory, fashion_dir, "fashion-mnist")
 
 
 @pytest.fixture(scope="session")

@@ -243,13 +243,13 @@ def test_forward_views_averages_an_image_and_its_mirror():
     torch.testing.assert_close(forward_views(model, symmetric, flip=True), model(symmetric))
 
 
-def test_test_flip_is_kept_with_the_weights_and_used_by_eval(tmp_path, fashion_dir):
+def test_test_flip_is_kept_with_the_weights_and_used_by_eval(tmp_path, fashion_small_dir):
     out = tmp_path / "flip"
-    nin("train", "--dataset", "fashion-mnist", "--data-dir", str(fashion_dir), "--offline", "--train-subset", "2048",
-        "--epochs", "1", "--test-flip", "--out", str(out), "--no-progress", "--no-report")
+    nin("train", "--dataset", "fashion-mnist", "--data-dir", str(fashion_small_dir), "--offline",
+        "--train-subset", "2048", "--epochs", "1", "--test-flip", "--out", str(out), "--no-progress", "--no-report")
     card = json.loads((out / "card.json").read_text())
     assert card["test_flip"] is True
-    nin("eval", str(out), "--data-dir", str(fashion_dir), "--offline", "--precision", "fp32",
+    nin("eval", str(out), "--data-dir", str(fashion_small_dir), "--offline", "--precision", "fp32",
         "--json", str(tmp_path / "as-trained.json"))
     as_trained = json.loads((tmp_path / "as-trained.json").read_text())
     assert as_trained["test_flip"] is True and as_trained["test_error"] == pytest.approx(card["test_error"], abs=0.5)
