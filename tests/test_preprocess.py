@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from nin.data.augment import random_crop, random_flip, random_translate
+from nin.data.augment import random_crop, random_cutout, random_flip, random_translate
 from nin.data.preprocess import (GCN_SCALE, ZCA_FILTER_BIAS, apply_zca, fit_zca, gaussian_kernel,
                                  global_contrast_normalize, local_contrast_normalize)
 
@@ -132,6 +132,27 @@ def test_random_crop_takes_a_whole_window_of_each_image_at_its_own_place():
         corners.append((r, c))
     assert len(set(corners)) > 5                                 # each image its own offset
     assert random_crop(x, 6) is x                                # a crop the size of the image is the image
+
+
+def test_cutout_zeroes_one_square_per_image_clipped_only_by_the_border():
+    torch.manual_seed(0)
+    x = torch.rand(400, 3, 8, 8) + 1.0                        # no pixel is zero before
+    out = random_cutout(x, 4)
+    holes = out == 0
+    assert torch.equal(holes, holes[:, :1].expand_as(holes))   # the same hole in every channel
+    assert torch.equal(out[~holes], x[~holes])                 # the rest is untouched
+    places = set()
+    for hole in holes[:, 0]:
+        rows, cols = hole.any(1).nonzero().flatten(), hole.any(0).nonzero().flatten()
+        assert hole.sum() == len(rows) * len(cols)             # one rectangle...
+        assert torch.equal(rows, torch.arange(rows[0], rows[-1] + 1))
+        assert torch.equal(cols, torch.arange(cols[0], cols[-1] + 1))
+        for side in (rows, cols):                               # ...a 4 x 4 square, cut short only at an edge
+            assert len(side) == 4 or (len(side) < 4 and (side[0] == 0 or side[-1] == 7))
+        places.add((int(rows[0]), int(cols[0]), len(rows), len(cols)))
+    assert holes[:, 0].any(0).all()                             # over 400 images every pixel is hit, corners too
+    assert len(places) > 30                                     # each image its own place
+    assert random_cutout(x, 0) is x
 
 
 def test_a_symmetric_matrix_packs_losslessly_to_its_upper_triangle_and_back():

@@ -195,18 +195,28 @@ def test_sigterm_stops_training_keeping_the_last_checkpoint(tmp_path, mnist_smal
 def test_small_crop_epochs_train_the_first_epochs_on_smaller_crops(tmp_path, mnist_small_dir, monkeypatch):
     import nin.train.run as run
 
-    seen = []
-    original = run.train_one_epoch
+    seen, augments = [], []
+    original, make_augment = run.train_one_epoch, run.make_augment
 
     def spy(model, batches, num_batches, optimizer, lr_at, first_step, step, *rest, **kw):
-        seen.append(tuple(step.augment(torch.zeros(2, 1, 28, 28)).shape[2:]) if step.augment else None)
+        out = step.augment(torch.ones(64, 1, 28, 28)) if step.augment else None
+        seen.append((tuple(out.shape[2:]), bool((out == 0).any())) if step.augment else None)
         return original(model, batches, num_batches, optimizer, lr_at, first_step, step, *rest, **kw)
 
     monkeypatch.setattr(run, "train_one_epoch", spy)
+    monkeypatch.setattr(run, "make_augment", lambda *a, **kw: (augments.append(kw), make_augment(*a, **kw))[1])
     card = fit(small_config(tmp_path, mnist_small_dir, "crops", epochs=3, augment=True, small_crop_epochs=2,
-                            small_crop_size=20))
-    assert seen == [(20, 20), (20, 20), (28, 28)]   # then the full size, with the usual translation
+                            small_crop_size=20, cutout=14))
+    # Crops of ones hold no zeros but the cutout holes; then the full size, with the usual translation.
+    assert seen == [((20, 20), True), ((20, 20), True), ((28, 28), True)]
+    assert sorted((kw.get("crop") or 28, kw["cutout"]) for kw in augments) == [(20, 10), (28, 14)]  # same share
     assert card["test_error"] < 90
+
+
+def test_cutout_needs_augment():
+    with pytest.raises(NinError, match="--cutout: needs --augment"):
+        TrainConfig(dataset="cifar10", cutout=16).resolved()
+    assert TrainConfig(dataset="cifar10", augment=True, cutout=16).resolved().cutout == 16
 
 
 def test_anneal_by_time_brings_the_rate_down_by_the_budgets_end(tmp_path, mnist_dir, monkeypatch):
@@ -259,9 +269,9 @@ def test_test_flip_is_kept_with_the_weights_and_used_by_eval(tmp_path, fashion_s
     from nin.inference import load_trained
 
     trained = load_trained(out)
-    test = load_raw_test("fashion-mnist", fashion_dir, offline=True)
+    test = load_raw_test("fashion-mnist", fashion_small_dir, offline=True)
     x = normalize(test.images, torch.tensor(trained.meta["mean"]), torch.tensor(trained.meta["std"]))
-    with torch.no_grad():   # in batches: all 10,000 images in one forward pass take gigabytes and longer
+    with torch.no_grad():   # in batches: all the test images in one forward pass take gigabytes and longer
         logits = torch.cat([trained.model(batch) + trained.model(batch.flip(3)) for batch in x.split(500)])
     by_hand = 100.0 * (logits.argmax(1) != test.labels).float().mean().item()
     assert by_hand == pytest.approx(as_trained["test_error"], abs=0.05)   # both fp32

@@ -96,6 +96,8 @@ class TrainConfig:
                                     choices=PREPROCESSINGS)
     augment: bool = _field(False, "random translations, plus horizontal flips for CIFAR and Fashion-MNIST (never "
                            "for digits)", flag="--augment")
+    cutout: int = _field(0, "with --augment, zero a random N x N square of each training image (Cutout; scaled "
+                         "with the image on --small-crop-epochs); 0: off", minimum=0)
     test_flip: bool = _field(False, "evaluate each image and its mirror image and average the logits (flip "
                              "test-time augmentation), in training and wherever the weights are used; for data sets "
                              "trained with flips", flag="--test-flip")
@@ -127,6 +129,8 @@ class TrainConfig:
         if self.test_flip and not DATASETS[self.dataset].augment_flip:
             raise NinError(f"--test-flip: {self.dataset} is not trained with mirror images (digits are not symmetric); "
                            "leave it off")
+        if self.cutout and not self.augment:
+            raise NinError("--cutout: needs --augment (it is one more augmentation of the training images)")
         if self.anneal_by_time and (self.recipe != "fast" or not self.time_budget_minutes):
             raise NinError("--anneal-by-time: needs --recipe fast and --time-budget-minutes (the minutes the "
                            "learning rate anneals over)")

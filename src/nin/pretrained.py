@@ -89,6 +89,8 @@ def pretrained_table(cards: list[dict]) -> str:
             (f", dropout {config['dropout']:g}" if config.get("dropout") is not None else "") + \
             (f", {config['small_crop_epochs']} epochs at {config.get('small_crop_size', 24)} px first"
              if config.get("small_crop_epochs") else "") + \
+            (f", cutout {config['cutout']}" if config.get("cutout") else "") + \
+            (f", EMA {config['ema_decay']:g}" if config.get("ema_decay") else "") + \
             (", flip TTA" if config.get("test_flip") else "")
         commit = f" (commit {card['commit'][:7]})" if card.get("commit") else ""
         lines.append(f"| {card['name']} | {card.get('data') or dataset_info(card['dataset']).display_name} | {recipe} | {card['epochs']:g} | "

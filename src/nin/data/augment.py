@@ -37,10 +37,27 @@ def random_flip(x: torch.Tensor) -> torch.Tensor:
     return torch.where(flip[:, None, None, None], x.flip(3), x)
 
 
-def make_augment(max_shift: int, flip: bool, crop: int | None = None):
+def random_cutout(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero a size x size square of each image of x (B, C, H, W), centred on a random pixel of it, so
+    that near the border part of the square falls outside (Cutout, DeVries & Taylor 2017). Zero is the
+    mean of GCN + ZCA and of normalised images: the hole carries no signal."""
+    if size <= 0:
+        return x
+    b, _, h, w = x.shape
+    top = torch.randint(0, h, (b,), device=x.device)[:, None] - size // 2     # (B, 1)
+    left = torch.randint(0, w, (b,), device=x.device)[:, None] - size // 2
+    rows, cols = torch.arange(h, device=x.device), torch.arange(w, device=x.device)
+    in_rows = (rows >= top) & (rows < top + size)                               # (B, H)
+    in_cols = (cols >= left) & (cols < left + size)                             # (B, W)
+    return x.masked_fill((in_rows[:, :, None] & in_cols[:, None, :])[:, None], 0)
+
+
+def make_augment(max_shift: int, flip: bool, crop: int | None = None, cutout: int = 0):
     """Random translation (zero fill) and flips; with `crop`, random crops of crop x crop pixels instead
-    of the translation (a smaller input: the fully convolutional GAP network takes any size)."""
+    of the translation (a smaller input: the fully convolutional GAP network takes any size); then, with
+    `cutout`, a random cutout x cutout hole in each image."""
     def augment(x: torch.Tensor) -> torch.Tensor:
         x = random_crop(x, crop) if crop else random_translate(x, max_shift)
-        return random_flip(x) if flip else x
+        x = random_flip(x) if flip else x
+        return random_cutout(x, cutout)
     return augment

@@ -259,11 +259,14 @@ def build_trainer(cfg: TrainConfig, ranks: Ranks) -> Trainer:
     # torch's own EMA: a copy of the weights, moved towards them after every step (the first step copies them).
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay else None
     step = StepOptions(prepare, autocast(device, bf16), device,
-                       make_augment(data.info.augment_shift, data.info.augment_flip) if cfg.augment else None,
+                       make_augment(data.info.augment_shift, data.info.augment_flip, cutout=cfg.cutout)
+                       if cfg.augment else None,
                        cfg.label_smoothing, cfg.clip_grad_norm,
                        after_step=(lambda: ema.update_parameters(model)) if ema is not None else None)
     # The first --small-crop-epochs train on smaller random crops: fewer pixels, a cheaper step.
-    small_crops = make_augment(0, cfg.augment and data.info.augment_flip, crop=cfg.small_crop_size)
+    # A cutout hole covers the same share of a small crop as of a whole image.
+    small_crops = make_augment(0, cfg.augment and data.info.augment_flip, crop=cfg.small_crop_size,
+                               cutout=round(cfg.cutout * cfg.small_crop_size / data.info.image_size))
     return Trainer(data, train, model, forward_model, train_model, optimizer, step,
                    dataclasses.replace(step, augment=small_crops), bf16, ema)
 
