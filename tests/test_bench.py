@@ -57,6 +57,7 @@ def test_bench_json_has_the_promised_keys(tmp_path):
         assert figures[key] > 0, key
     assert "train step (nin)" in result.stdout and "peak resident memory" in result.stdout
     assert figures["small_crop_size"] == 24 and "on 24 x 24 crops" in result.stdout
+    assert figures["machine"] and len(figures["commit"]) >= 7 and figures["date"][:2] == "20"   # provenance
 
 
 def test_bench_unknown_preset_is_one_line():
@@ -84,7 +85,11 @@ def test_the_speed_table_in_the_docs_is_made_from_the_bench_record():
     text = (REPO / "docs" / "speed.md").read_text()
     assert text[text.index(TABLE_BEGIN) + len(TABLE_BEGIN):text.index(TABLE_END)].strip() == speed_table(record)
     # The verdicts follow the figures, not the text: a slower step misses the 80% target.
-    assert "| 80% (met) |" in speed_table(record) and "| 80% (not met) |" in speed_table({**record, "train_mfu": 0.5})
+    assert "| 80% (met) |" in speed_table({**record, "train_mfu": 0.9})
+    assert "| 80% (not met) |" in speed_table({**record, "train_mfu": 0.5})
+    # ... and the table says where and with which dropout they were measured, and the small-crop loop.
+    assert record["machine"] in speed_table(record) and f"dropout {record['dropout']}" in speed_table(record)
+    assert f"{record['small_crop_images_per_s']:.0f} img/s" in speed_table(record)
 
 
 def test_the_memory_table_in_the_docs_is_made_from_the_memory_record():

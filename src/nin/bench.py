@@ -22,7 +22,7 @@ from nin.data.registry import MEASURED_WHEN_LOADED, dataset_info
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.models.summary import forward_macs
-from nin.provenance import peak_memory_bytes
+from nin.provenance import commit, machine, peak_memory_bytes
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import StepOptions, train_one_epoch
@@ -191,6 +191,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         "small_crop_size": cfg.small_crop_size, "small_crop_images_per_s": round(small_crop_ips, 1),
         "small_crop_speedup": round(small_crop_ips / end_to_end_ips, 3),
         "peak_rss_gb": round(peak_memory_bytes() / 1e9, 3),
+        # Where the figures come from: they differ by machine (this project's have ranged 1.5x).
+        "machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d"),
     }
     return results
 
@@ -231,6 +233,9 @@ def speed_table(r: dict) -> str:
 
     return "\n".join([
         "| figure | measured | target (issue 6) |", "|---|---:|---:|",
+        *([f"| measured on | {r['machine']}, commit {r['commit'][:7]}{'+uncommitted' * r['commit'].endswith('+uncommitted')}, "
+           f"{r['date']}; dropout {r['dropout']} | |"]
+          if "machine" in r else []),   # records before 2026-12-05 lack their provenance
         f"| matmul peak fp32 / bf16 | {r['peak_gflops_fp32']:.0f} / {r['peak_gflops_bf16']:.0f} GFLOP/s | |",
         f"| training step, {r['precision']} + channels-last | {r['train_images_per_s']:.0f} img/s = "
         f"{r['train_gflops']:.0f} GFLOP/s = **{100 * r['train_mfu']:.1f}%** of the {r['mfu_peak']} peak | "
@@ -243,6 +248,9 @@ def speed_table(r: dict) -> str:
         f"{target('5x', r['infer_speedup_vs_plain'] >= 5)} |",
         f"| `nin train` epoch loop vs pure step | {100 * r['end_to_end_fraction']:.1f}% | "
         f"{target('95%', r['end_to_end_fraction'] >= 0.95)} |",
+        *([f"| `nin train` epoch loop, full size / on {r['small_crop_size']} x {r['small_crop_size']} crops | "
+           f"{r['end_to_end_images_per_s']:.0f} / {r['small_crop_images_per_s']:.0f} img/s "
+           f"({r['small_crop_speedup']:.2f}x) | |"] if "small_crop_images_per_s" in r else []),
         f"| peak resident memory of the benchmark process | {r['peak_rss_gb']:.2f} GB | under 3 GB |",
     ])
 
