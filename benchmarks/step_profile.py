@@ -2,8 +2,9 @@
 
     python benchmarks/step_profile.py [--size 32] [--dropout 0.25] [--steps 3] [--rows 15]
 
-The step is `nin bench`'s (nin-cifar10, batch 128, bf16 autocast where the CPU has it, channels-last,
-the fast recipe's optimizer), under torch.profiler, grouped by op and input shape, slowest first.
+The step is the fast recipe's as `nin train` runs it (nin-cifar10, batch 128, bf16 autocast where the CPU
+has it, channels-last, label smoothing and gradient clipping, which `nin bench`'s pure step leaves out),
+under torch.profiler, grouped by op and input shape, slowest first.
 The last line is the speed of a plain copy of one 128 x 192 x 32 x 32 bf16 activation: the
 elementwise ops (the ReLU's backward, dropout, pooling) can go no faster than that. Run it with the
 cores otherwise idle: a second process on them stalls oneDNN's threads and inflates the largest ops.
