@@ -2,9 +2,9 @@
 
     python benchmarks/step_profile.py [--size 32] [--dropout 0.25] [--steps 3] [--rows 15]
 
-The step is the fast recipe's as `nin train` runs it (nin-cifar10, batch 128, bf16 autocast where the CPU
-has it, channels-last, label smoothing and gradient clipping, which `nin bench`'s pure step leaves out),
-under torch.profiler, grouped by op and input shape, slowest first.
+The step is `nin.train.loop.training_step`, the one `nin train` runs, with the fast recipe's options
+(nin-cifar10, batch 128, bf16 autocast where the CPU has it, channels-last, label smoothing and gradient
+clipping), under torch.profiler, grouped by op and input shape, slowest first.
 The last line is the speed of a plain copy of one 128 x 192 x 32 x 32 bf16 activation: the
 elementwise ops (the ReLU's backward, dropout, pooling) can go no faster than that. Run it with the
 cores otherwise idle: a second process on them stalls oneDNN's threads and inflates the largest ops.
@@ -16,7 +16,6 @@ import argparse
 import time
 
 import torch
-from torch.nn import functional as F
 from torch.profiler import ProfilerActivity, profile
 
 from nin.config import RECIPE_DEFAULTS
@@ -25,6 +24,7 @@ from nin.models.registry import preset_config, with_dropout
 from nin.provenance import machine
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, use_bf16
+from nin.train.loop import StepOptions, training_step
 from nin.train.recipes import param_groups
 
 
@@ -57,16 +57,11 @@ def main() -> None:
                                 nesterov=True)
     x = torch.randn(128, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (128,))
-    amp = autocast(cpu, use_bf16(cpu, "auto"))
+    # The loop's own step with the recipe's options; the batch is already prepared, so prepare is the identity.
+    options = StepOptions.for_recipe("fast", lambda images: images, autocast(cpu, use_bf16(cpu, "auto")), cpu)
 
     def step():
-        with amp:
-            logits = model(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=recipe.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_grad_norm, foreach=True)
-        optimizer.step()
+        training_step(model, optimizer, x, y, options)
 
     for _ in range(3):
         step()

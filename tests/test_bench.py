@@ -99,3 +99,15 @@ def test_the_memory_table_in_the_docs_is_made_from_the_memory_record():
     assert {run["experiment"] for run in record["runs"]} == {"cifar10-aug", "cifar100"}
     over = {**record, "runs": [{**record["runs"][0], "peak_memory_gb": 4.5}]}
     assert "(not met)" in memory_table(over)
+
+
+def test_step_profile_runs_the_loops_own_step():
+    """benchmarks/step_profile.py profiles nin.train.loop.training_step: its report names the step's ops."""
+    script = REPO / "benchmarks" / "step_profile.py"
+    result = subprocess.run([sys.executable, str(script), "--size", "8", "--steps", "1", "--rows", "500"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "ms a step" in result.stdout and "GB/s read + written" in result.stdout
+    # A whole step: the backward pass, the gradient clipping's norm and the optimizer's update.
+    assert all(op in result.stdout for op in ("aten::convolution_backward", "aten::linalg_vector_norm",
+                                              "Optimizer.step#SGD.step"))

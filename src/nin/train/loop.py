@@ -86,6 +86,25 @@ class EpochProgress:
                 "correct": self.correct, "seen": self.seen, "seconds": self.seconds}
 
 
+def training_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor,
+                  step: StepOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a prepared, augmented batch; returns the loss (detached) and the logits.
+
+    The one place the step is written: the training loop and benchmarks/step_profile.py both run it.
+    """
+    with step.autocast:
+        logits = model(images)
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=step.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if step.clip_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), step.clip_grad_norm, foreach=True)
+    optimizer.step()
+    if step.after_step is not None:
+        step.after_step()
+    return loss.detach(), logits
+
+
 def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at: Callable[[int], float],
                     first_step: int, step: StepOptions, epoch: int, *, progress: bool = False,
                     deadline: float | None = None, resume_from: EpochProgress | None = None,
@@ -120,17 +139,8 @@ def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at
         if step.augment is not None:
             images = step.augment(images)
         labels = labels.to(device, non_blocking=True)
-        with step.autocast:
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=step.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if step.clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), step.clip_grad_norm, foreach=True)
-        optimizer.step()
-        if step.after_step is not None:
-            step.after_step()
-        loss_sum += loss.detach() * len(labels)
+        loss, logits = training_step(model, optimizer, images, labels, step)
+        loss_sum += loss * len(labels)
         correct += (logits.argmax(dim=1) == labels).sum()
         seen += len(labels)
         if (i + 1) % sync_every == 0 or i + 1 == num_batches:
