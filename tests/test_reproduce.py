@@ -10,7 +10,7 @@ import sys
 from nin.config import TrainConfig
 from nin.models import PRESETS
 from nin.reproduce.experiments import load_experiments
-from nin.provenance import REPO
+from nin.provenance import REPO, short_commit
 from nin.reproduce.results import (CARDS_SINCE, TABLE_BEGIN, TABLE_END, kept_histories, load_records, merge,
                                    splice_table)
 from nin.reproduce.table import render_curves, render_table, summarize
@@ -49,6 +49,12 @@ def test_table_rows_not_run_and_short_budget():
     mixed = render_table(experiments, [record, {**record, "seed": 1, "budget_minutes": 3, "wall_seconds": 180}], {})
     row = next(line for line in mixed.splitlines() if line.startswith("| mnist-paper "))
     assert "(short budget: 2/3 min; paper's error not reached)" in row and "| 2 min/3 min (budget 2/3 min) |" in row
+
+
+def test_every_table_shortens_a_commit_the_same_way():
+    assert short_commit("abcdef1234567890") == "abcdef12"
+    assert short_commit("abcdef1234567890+uncommitted") == "abcdef12 (uncommitted changes)"
+    assert short_commit("unknown") == "unknown"
 
 
 def test_learning_curves_show_every_fifth_and_the_last_epoch_of_comparison_runs():

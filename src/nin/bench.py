@@ -22,7 +22,7 @@ from nin.data.registry import MEASURED_WHEN_LOADED, dataset_info
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.models.summary import forward_macs
-from nin.provenance import commit, machine, peak_memory_bytes
+from nin.provenance import commit, machine, peak_memory_bytes, short_commit
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import StepOptions, train_one_epoch
@@ -233,7 +233,7 @@ def speed_table(r: dict) -> str:
 
     return "\n".join([
         "| figure | measured | target (issue 6) |", "|---|---:|---:|",
-        *([f"| measured on | {r['machine']}, commit {r['commit'][:7]}{'+uncommitted' * r['commit'].endswith('+uncommitted')}, "
+        *([f"| measured on | {r['machine']}, commit {short_commit(r['commit'])}, "
            f"{r['date']}; dropout {r['dropout']} | |"]
           if "machine" in r else []),   # records before 2026-12-05 lack their provenance
         f"| matmul peak fp32 / bf16 | {r['peak_gflops_fp32']:.0f} / {r['peak_gflops_bf16']:.0f} GFLOP/s | |",

@@ -20,6 +20,7 @@ from nin.data.registry import dataset_info
 from nin.errors import NinError
 from nin.inference import Trained, load_trained, model_inputs, shipped_names
 from nin.models.nin import NIN
+from nin.provenance import short_commit
 
 
 class Preprocess:
@@ -92,7 +93,7 @@ def pretrained_table(cards: list[dict]) -> str:
             (f", cutout {config['cutout']}" if config.get("cutout") else "") + \
             (f", EMA {config['ema_decay']:g}" if config.get("ema_decay") else "") + \
             (", flip TTA" if config.get("test_flip") else "")
-        commit = f" (commit {card['commit'][:7]})" if card.get("commit") else ""
+        commit = f" (commit {short_commit(card['commit'])})" if card.get("commit") else ""
         lines.append(f"| {card['name']} | {card.get('data') or dataset_info(card['dataset']).display_name} | {recipe} | {card['epochs']:g} | "
                      f"{card['test_error']:.2f}% | {card['train_wall_seconds'] / 60:.0f} min | "
                      f"{card['bytes'] / 1e6:.1f} MB | `{card['command']}`{commit} |")

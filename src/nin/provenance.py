@@ -30,6 +30,13 @@ def commit() -> str:
     return head.stdout.strip() + ("+uncommitted" if dirty.stdout.strip() else "")
 
 
+def short_commit(full: str) -> str:
+    """A commit() value as tables show it: 8 hex digits, '(uncommitted changes)' where the code differed."""
+    if full == "unknown":
+        return full
+    return full[:8] + (" (uncommitted changes)" if full.endswith("+uncommitted") else "")
+
+
 def machine() -> str:
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 
+from nin.provenance import short_commit
 from nin.reproduce.experiments import Experiment
 
 
@@ -40,8 +41,7 @@ def render_table(experiments: dict[str, Experiment], records: list[dict], not_ru
         wall = "/".join(f"{r['wall_seconds'] / 60:.0f} min" for r in rows)
         if budget:
             wall += f" (budget {budget} min)"
-        commits = sorted({r["commit"][:8] + (" (uncommitted changes)" if r["commit"].endswith("+uncommitted") else "")
-                          for r in rows})
+        commits = sorted({short_commit(r["commit"]) for r in rows})
         lines.append(f"| {name} | {exp.paper_row} | {paper} | {ours} | {', '.join(str(r['seed']) for r in rows)} | "
                      f"{rows[0]['data']} | {epochs} | {wall} | {rows[0]['machine']} | `{rows[0]['command']}` | "
                      f"{', '.join(commits)} |")

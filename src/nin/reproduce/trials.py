@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nin.errors import NinError
 from nin.files import atomic_write_json, atomic_write_text
+from nin.provenance import short_commit
 from nin.rundir import CARD_FILE, CONFIG_FILE, METRICS_FILE, read_metrics
 
 TRIAL_FILE = "trial.json"
@@ -85,7 +86,7 @@ def render_table(trials_dir: Path) -> str:
             lines.append(
                 f"| {t['name']} | {t['change']} | {card['epochs']} | {_curve(rows, 'val_accuracy')} | "
                 f"{last['train_accuracy']:.2f} | {_number(last.get('val_accuracy'))} | {_flip_column(t['evals'])} | "
-                f"{card['wall_seconds'] / 60:.0f} | {card['commit'][:8]} | "
+                f"{card['wall_seconds'] / 60:.0f} | {short_commit(card['commit'])} | "
                 f"{t['note']} |")
         lines.append("")
         lines += [f"- {t['name']}: `{t['command']}`" for t in trials if t["study"] == study]
