@@ -147,3 +147,15 @@ def test_report_of_a_folder_that_is_not_a_run(tmp_path):
     result = run_nin("report", str(tmp_path))
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "not a finished run folder" in result.stderr
+
+
+def test_training_curves_draw_a_rate_annealed_to_zero_without_warnings():
+    """A time budget shorter than one epoch ends with a rate of 0 only: no log axis, no matplotlib warning."""
+    import warnings
+
+    from nin.report.plots import training_curves
+    row = {"epoch": 0.4, "lr": 0.0, "train_loss": 2.0, "train_accuracy": 20.0, "test_loss": 1.9, "test_accuracy": 25.0}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = training_curves([row])
+    assert png.startswith(b"\x89PNG")

@@ -19,10 +19,13 @@ def training_curves(history: list[dict]) -> bytes:
         ax.set_ylabel(label)
         ax.legend()
         ax.grid(alpha=0.3)
-    lr_ax.plot(epochs, [row["lr"] for row in history], marker=".")
+    rates = [row["lr"] for row in history]
+    lr_ax.plot(epochs, rates, marker=".")
     lr_ax.set_xlabel("epoch")
     lr_ax.set_ylabel("learning rate (end of epoch)")
-    lr_ax.set_yscale("log")
+    # A rate annealed to zero within a short time budget has no positive value to put on a log axis.
+    if any(rate > 0 for rate in rates):
+        lr_ax.set_yscale("log")
     lr_ax.grid(alpha=0.3)
     fig.tight_layout()
     return png_bytes(fig)
