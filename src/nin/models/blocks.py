@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -96,14 +98,22 @@ def _compute_dtype(x: torch.Tensor) -> torch.dtype:
 
 
 def _can_fuse(conv: nn.Conv2d, x: torch.Tensor) -> bool:
-    """Fuse on the CPU in eager mode only, in fp32 or bf16, and never where a hook wants the convolution's
-    own output (LSUV init, `nin summary`) or a tracer wants standard ops (torch.compile, ONNX export)."""
+    """Fuse on the CPU in eager mode only, in fp32 or (where oneDNN has it) bf16, and never where a hook wants
+    the convolution's own output (LSUV init, `nin summary`) or a tracer wants standard ops (torch.compile, ONNX
+    export)."""
     return (x.device.type == "cpu" and torch.backends.mkldnn.is_available() and x.dim() == 4
             and isinstance(conv.padding, tuple) and conv.stride == (1, 1) and conv.dilation == (1, 1)
             and conv.groups == 1 and conv.bias is not None
             and not (conv._forward_hooks or conv._forward_pre_hooks)
             and not (torch.compiler.is_compiling() or torch.jit.is_scripting() or torch.jit.is_tracing())
-            and _compute_dtype(x) in (torch.float32, torch.bfloat16))
+            and _compute_dtype(x) in _fusable_dtypes())
+
+
+@functools.cache
+def _fusable_dtypes() -> tuple[torch.dtype, ...]:
+    """oneDNN's bf16 convolution needs AVX-512 or AVX-NE-CONVERT; elsewhere (AVX2-only CPUs) it raises, while
+    PyTorch's own bf16 convolution still runs, so bf16 is fused only where oneDNN supports it."""
+    return (torch.float32, torch.bfloat16) if torch.ops.mkldnn._is_mkldnn_bf16_supported() else (torch.float32,)
 
 
 def conv_relu(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
