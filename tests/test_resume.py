@@ -88,8 +88,8 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_small_d
 
 
 def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_finishes_identically(mnist_small_dir, tmp_path):
-    # data.json is written once the data and model are ready, just before the first step. 4,800 images: an
-    # epoch of about 4 s on an AVX-512 Xeon and 25 s on an AVX2-only EPYC, so the signal 1.5 s in lands mid-epoch.
+    # data.json is written once the data and model are ready, just before the first step. 4,800 images: about 4 s
+    # an epoch on the AVX-512 Xeon kind (12,800 took about 10 s), longer elsewhere, so a signal 1.5 s in lands mid-epoch.
     whole, split = tmp_path / "whole", tmp_path / "split"
     argv = lambda out, *extra: [sys.executable, "-m", "nin", "train", "--dataset", "mnist", "--data-dir",
                                 str(mnist_small_dir), "--offline", "--train-subset", "4800", "--batch-size", "64",
