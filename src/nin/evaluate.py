@@ -18,6 +18,7 @@ from nin.data.sources import load_raw_test, load_raw_val
 from nin.errors import NinError
 from nin.inference import Trained, meta_dataset, model_inputs, to_device
 from nin.maps.confidence import class_maps, strongest_map
+from nin.train.allocator import freed_memory_kept
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import EvalResult, predict_logits, score
 
@@ -60,8 +61,10 @@ def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Pat
     prepare = make_prepare(tuple(meta.get("mean", (0.0,))), tuple(meta.get("std", (1.0,))), target,
                            channels_last=True)
     flip = trained.test_flip if flip is None else flip
-    logits = predict_logits(model, test_inputs(trained, test.images), batch_size, prepare,
-                            autocast(target, use_bf16(target, precision)), target, flip).cpu()
+    inputs = test_inputs(trained, test.images)
+    with freed_memory_kept():
+        logits = predict_logits(model, inputs, batch_size, prepare, autocast(target, use_bf16(target, precision)),
+                                target, flip).cpu()
     num_classes = meta["model_config"]["num_classes"]
     return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1), split, flip)
 
@@ -74,12 +77,13 @@ def true_class_peak_flags(trained: Trained, images: torch.Tensor, labels: torch.
     The prediction is the map with the highest mean; the peak is a separate check that the maps
     locate the class rather than only average to it (the paper's "hint of localisation")."""
     correct, strongest = [], []
-    for start in range(0, len(labels), 1000):
-        batch, truth = images[start:start + 1000], labels[start:start + 1000]
-        maps, logits = class_maps(trained.model, model_inputs(trained, batch))
-        right = logits.argmax(dim=1) == truth
-        correct.append(right.numpy())
-        strongest.append((right & (strongest_map(maps) == truth)).numpy())
+    with freed_memory_kept():
+        for start in range(0, len(labels), 1000):
+            batch, truth = images[start:start + 1000], labels[start:start + 1000]
+            maps, logits = class_maps(trained.model, model_inputs(trained, batch))
+            right = logits.argmax(dim=1) == truth
+            correct.append(right.numpy())
+            strongest.append((right & (strongest_map(maps) == truth)).numpy())
     return np.concatenate(correct), np.concatenate(strongest)
 
 
