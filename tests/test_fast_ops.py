@@ -26,14 +26,33 @@ def _grads(model, x, fuse: bool, amp: bool, monkeypatch):
 
 @pytest.mark.parametrize("amp", [False, True])
 def test_fused_conv_relu_gives_the_unfused_numbers(amp, monkeypatch):
+    # 16 images: from there on PyTorch runs its own convolutions in oneDNN too, on any number of threads.
+    # Fewer on one thread (or one image on any), its 1x1 convolutions use another matrix product (test below).
     torch.manual_seed(0)
     model = build_model("nin-cifar10").to(memory_format=torch.channels_last).eval()
-    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(16, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     fused = _grads(model, x, True, amp, monkeypatch)
     plain = _grads(model, x, False, amp, monkeypatch)
     assert torch.equal(fused[0], plain[0])
     assert torch.equal(fused[1], plain[1])
     assert all(torch.equal(a, b) for a, b in zip(fused[2], plain[2]))
+
+
+def test_fused_conv_relu_on_one_image_and_one_thread_differs_by_rounding_only(monkeypatch):
+    """One image on one thread: PyTorch's unfused 1x1 convolutions leave oneDNN, the fused ones do not, so
+    the sums are added in another order (seen: 7e-9 apart in the class scores), nothing more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        torch.manual_seed(0)
+        model = build_model("nin-cifar10").to(memory_format=torch.channels_last).eval()
+        x = torch.randn(1, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+        fused = _grads(model, x, True, False, monkeypatch)
+        plain = _grads(model, x, False, False, monkeypatch)
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip((fused[0], fused[1], *fused[2]), (plain[0], plain[1], *plain[2])):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_fused_path_is_taken_on_the_cpu_and_not_under_hooks():
@@ -113,16 +132,18 @@ def faults_of_one_step():
     c = torch.ones(40_000_000, dtype=torch.uint8)
     del b, c
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+def median_of_late_steps():
+    return sorted([faults_of_one_step() for _ in range(10)][-5:])[2]   # the median of the last five steps
 if sys.argv[1] in ("on", "on-then-scoped"):
     assert keep_freed_memory()
 if sys.argv[1] == "scoped":
     with freed_memory_kept() as kept:
         assert kept
-        print(min([faults_of_one_step() for _ in range(10)][-3:]))
+        print(median_of_late_steps())
 if sys.argv[1].endswith("scoped"):
     with freed_memory_kept():   # another hot loop; what follows runs after it
         faults_of_one_step()
-print(min([faults_of_one_step() for _ in range(10)][-3:]))
+print(median_of_late_steps())
 """
 
 
@@ -132,8 +153,9 @@ def test_keeping_freed_memory_stops_page_faults_once_warm():
         out = subprocess.run([sys.executable, "-c", STEPS, setting], capture_output=True, text=True, check=True)
         counts = [int(line) for line in out.stdout.split()]
         return counts[0] if len(counts) == 1 else counts
-    # The fewest faults of the last three steps: a warm process that still faults does so every step
-    # (glibc's default), while a kept heap has steps without any (one late 40 MB fault has been seen).
+    # The median of the last five steps: under glibc's default a warm process faults in most steps for all
+    # three buffers (in a few, its dynamic mmap threshold reuses one or two: seen 2 runs in 8 on a last step),
+    # while a kept heap faults in almost none (one late 40 MB fault has been seen).
     pages_of_a_step = 120_000_000 // 4096
     assert late_faults("off") > pages_of_a_step // 2   # glibc's default: unmapped on free, faulted in again
     assert late_faults("on") < pages_of_a_step // 20   # kept: reused without faults

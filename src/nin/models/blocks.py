@@ -74,7 +74,9 @@ class Dropout(nn.Dropout):
 class _ConvReLU(torch.autograd.Function):
     """relu(conv2d(x)) with the ReLU done inside oneDNN's convolution (a post-op): one pass over
     the output instead of two. Backward: the ReLU's mask from the saved output, then the
-    convolution's own backward. Same numbers as the unfused pair."""
+    convolution's own backward. The unfused pair's numbers, bit for bit, wherever PyTorch runs that
+    convolution in oneDNN too (16 images or more; 2 or more on several threads); for fewer its 1x1
+    convolutions use another matrix product, and the two differ by float rounding."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, padding):
