@@ -24,15 +24,19 @@ def _grads(model, x, fuse: bool, amp: bool, monkeypatch):
     return out.detach(), x.grad, [p.grad.clone() for p in model.parameters()]
 
 
+def _fused_and_plain(images: int, amp: bool, monkeypatch):
+    """nin-cifar10's outputs and gradients for `images` random images, with and without the fused path."""
+    torch.manual_seed(0)
+    model = build_model("nin-cifar10").to(memory_format=torch.channels_last).eval()
+    x = torch.randn(images, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    return _grads(model, x, True, amp, monkeypatch), _grads(model, x, False, amp, monkeypatch)
+
+
 @pytest.mark.parametrize("amp", [False, True])
 def test_fused_conv_relu_gives_the_unfused_numbers(amp, monkeypatch):
     # 16 images: from there on PyTorch runs its own convolutions in oneDNN too, on any number of threads.
     # Fewer on one thread (or one image on any), its 1x1 convolutions use another matrix product (test below).
-    torch.manual_seed(0)
-    model = build_model("nin-cifar10").to(memory_format=torch.channels_last).eval()
-    x = torch.randn(16, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    fused = _grads(model, x, True, amp, monkeypatch)
-    plain = _grads(model, x, False, amp, monkeypatch)
+    fused, plain = _fused_and_plain(16, amp, monkeypatch)
     assert torch.equal(fused[0], plain[0])
     assert torch.equal(fused[1], plain[1])
     assert all(torch.equal(a, b) for a, b in zip(fused[2], plain[2]))
@@ -44,11 +48,7 @@ def test_fused_conv_relu_on_one_image_and_one_thread_differs_by_rounding_only(mo
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        torch.manual_seed(0)
-        model = build_model("nin-cifar10").to(memory_format=torch.channels_last).eval()
-        x = torch.randn(1, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-        fused = _grads(model, x, True, False, monkeypatch)
-        plain = _grads(model, x, False, False, monkeypatch)
+        fused, plain = _fused_and_plain(1, False, monkeypatch)
     finally:
         torch.set_num_threads(threads)
     for a, b in zip((fused[0], fused[1], *fused[2]), (plain[0], plain[1], *plain[2])):
