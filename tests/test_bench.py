@@ -78,6 +78,9 @@ def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
     assert [row[0] for row in epochs] == ["1", "2"]
     assert all(float(row[1]) > 0 and 0 <= float(row[3]) <= 100 for row in epochs)
     assert "total:" in result.stdout
+    # The dry run evaluated the first 1,000 test images only, each once per epoch.
+    card = json.loads((tmp_path / "out" / "gpu-check" / "card.json").read_text())
+    assert sum(map(sum, card["confusion_matrix"])) == 1000
 
 
 def test_the_speed_table_in_the_docs_is_made_from_the_bench_record():
