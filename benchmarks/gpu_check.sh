@@ -5,11 +5,12 @@
 # On the device machine (the device tool's `run`), from the repository root, with the data carried in
 # gpu-data/ (ignored by git): gpu-data/cifar10/ (the lossless pack) and gpu-data/make_cifar_batches.py.
 #   run: bash benchmarks/gpu_check.sh          carry: ["gpu-data"]        timeout_s: 590
-# What one call carries is capped at 64 MiB, the tracked tree included (43 MiB, 40 of it the shipped
-# weights), and the CIFAR-10 pack alone is 92 MiB: carry it over several calls in parts of about 20 MiB
-# (gpu-data/part-N/, a few of the pack's files each; paths carried by earlier calls stay on the machine
-# while it is held), and let the last call put them together before the script:
-#   mkdir -p gpu-data/cifar10 && cp gpu-data/part-*/* gpu-data/cifar10/ && bash benchmarks/gpu_check.sh
+# What one call carries is capped at 64 MiB, the tracked tree included (46 MiB, 40 of it the shipped
+# weights), and the CIFAR-10 pack alone is 96 MiB: `python benchmarks/gpu_data_parts.py cifar10` lays it
+# out in parts (gpu-data/part-N/cifar10/); carry one per call (paths carried by earlier calls stay on the
+# machine while it is held), and let the last call put them together before the script:
+#   mkdir -p gpu-data/cifar10 && cp gpu-data/part-*/cifar10/* gpu-data/cifar10/ \
+#     && cp gpu-data/part-1/make_cifar_batches.py gpu-data/ && bash benchmarks/gpu_check.sh
 # Here, on the CPU, end to end on a tiny budget:
 #   bash benchmarks/gpu_check.sh --dry-run
 set -euo pipefail
