@@ -8,9 +8,7 @@
 # What one call carries is capped at 64 MiB, the tracked tree included (46 MiB, 40 of it the shipped
 # weights), and the CIFAR-10 pack alone is 96 MiB: `python benchmarks/gpu_data_parts.py cifar10` lays it
 # out in parts (gpu-data/part-N/cifar10/); carry one per call (paths carried by earlier calls stay on the
-# machine while it is held), and let the last call put them together before the script:
-#   mkdir -p gpu-data/cifar10 && cp gpu-data/part-*/cifar10/* gpu-data/cifar10/ \
-#     && cp gpu-data/part-1/make_cifar_batches.py gpu-data/ && bash benchmarks/gpu_check.sh
+# machine while it is held); the script puts them together (benchmarks/gpu_data.sh).
 # Here, on the CPU, end to end on a tiny budget:
 #   bash benchmarks/gpu_check.sh --dry-run
 set -euo pipefail
@@ -18,13 +16,10 @@ cd "$(dirname "$0")/.."
 
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
-PACK_DIR=${NIN_GPU_DATA:-gpu-data}
-[[ -f "$PACK_DIR/cifar10/checks.json" ]] || PACK_DIR=../shared/data
-CONVERTER=$PACK_DIR/make_cifar_batches.py
-[[ -f "$CONVERTER" ]] || CONVERTER=../shared/tools/make_cifar_batches.py
 WORK=${NIN_GPU_WORK:-$(mktemp -d)}
 OUT=${OUT:-$WORK/out}
 mkdir -p "$WORK/data" "$OUT"
+source benchmarks/gpu_data.sh
 start=$(date +%s)
 
 # The first python3 on PATH, with nin from this checkout. On the device machine that is the image's
@@ -34,16 +29,15 @@ PY=python3
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 echo "setup: $(( $(date +%s) - start )) s; $($PY -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu only", torch.cuda.get_device_name(0) if torch.cuda.is_available() else "")')"
 
-"$PY" "$CONVERTER" cifar10 --pack "$PACK_DIR/cifar10" --format binary --out "$WORK/data/cifar-10-batches-bin"
+"$PY" "$CONVERTER" cifar10 --pack "$(pack_dir cifar10)" --format binary --out "$WORK/data/cifar-10-batches-bin"
 echo "data: $(( $(date +%s) - start )) s"
 
 if [[ $DRY_RUN == 1 ]]; then
   # Same command on the CPU, a few hundred images, no compile: checks the script, not the speed.
   # No ZCA: fitting it on 50,000 images takes a minute of 2 cores, and tests/test_cifar_train.py covers it.
-  # The first 1,000 test images (whole 3,073-byte records): evaluating all 10,000 after each epoch would be
-  # most of the dry run's time on the CPU.
-  test_batch=$WORK/data/cifar-10-batches-bin/test_batch.bin
-  head -c $(( 1000 * 3073 )) "$test_batch" > "$test_batch.part" && mv "$test_batch.part" "$test_batch"
+  # The first 1,000 test images: evaluating all 10,000 after each epoch would be most of the dry run's
+  # time on the CPU.
+  keep_first_test_images "$WORK/data/cifar-10-batches-bin/test_batch.bin" 3073
   ARGS=(--device cpu --train-subset 1024 --epochs 2 --batch-size 128 --time-budget-minutes 10 --preprocess none)
 else
   # Whatever setup took comes out of the 8 minutes; the budget stops training in time to evaluate.

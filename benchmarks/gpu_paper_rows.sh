@@ -30,28 +30,20 @@ start=$(date +%s)
 PY=python3
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 
-# The packs: put together from the carried parts, else (on the CPU) ../shared's.
-CONVERTER=$(ls gpu-data/part-*/make_cifar_batches.py 2>/dev/null | head -1 || true)
-[[ -n "$CONVERTER" ]] || CONVERTER=../shared/tools/make_cifar_batches.py
+source benchmarks/gpu_data.sh
 declare -A OUTPUT=([cifar10]=cifar-10-batches-bin [cifar100]=cifar-100-binary)
 declare -A RECORD=([cifar10]=3073 [cifar100]=3074)
 declare -A TEST_FILE=([cifar10]=test_batch.bin [cifar100]=test.bin)
 rows=()
 for pack in cifar10 cifar100; do
-  if compgen -G "gpu-data/part-*/$pack" >/dev/null; then
-    mkdir -p "$WORK/packs/$pack" && cp gpu-data/part-*/"$pack"/* "$WORK/packs/$pack/"
-    pack_dir=$WORK/packs/$pack
-  else
-    pack_dir=../shared/data/$pack
-  fi
+  pack_dir=$(pack_dir "$pack")
   if [[ ! -f "$pack_dir/checks.json" ]]; then
     echo "$pack: no pack carried; skipping its rows"
     continue
   fi
   "$PY" "$CONVERTER" "$pack" --pack "$pack_dir" --format binary --out "$WORK/data/${OUTPUT[$pack]}"
-  if [[ $DRY_RUN == 1 ]]; then   # the first 1,000 test images (whole records), as gpu_check.sh's dry run
-    test_file=$WORK/data/${OUTPUT[$pack]}/${TEST_FILE[$pack]}
-    head -c $(( 1000 * ${RECORD[$pack]} )) "$test_file" > "$test_file.part" && mv "$test_file.part" "$test_file"
+  if [[ $DRY_RUN == 1 ]]; then   # as gpu_check.sh's dry run
+    keep_first_test_images "$WORK/data/${OUTPUT[$pack]}/${TEST_FILE[$pack]}" "${RECORD[$pack]}"
   fi
   rows_var=ROWS_$pack
   rows+=(${!rows_var})
