@@ -36,12 +36,12 @@ declare -A RECORD=([cifar10]=3073 [cifar100]=3074)
 declare -A TEST_FILE=([cifar10]=test_batch.bin [cifar100]=test.bin)
 rows=()
 for pack in cifar10 cifar100; do
-  pack_dir=$(pack_dir "$pack")
-  if [[ ! -f "$pack_dir/checks.json" ]]; then
+  folder=$(pack_dir "$pack")
+  if [[ ! -f "$folder/checks.json" ]]; then
     echo "$pack: no pack carried; skipping its rows"
     continue
   fi
-  "$PY" "$CONVERTER" "$pack" --pack "$pack_dir" --format binary --out "$WORK/data/${OUTPUT[$pack]}"
+  "$PY" "$CONVERTER" "$pack" --pack "$folder" --format binary --out "$WORK/data/${OUTPUT[$pack]}"
   if [[ $DRY_RUN == 1 ]]; then   # as gpu_check.sh's dry run
     keep_first_test_images "$WORK/data/${OUTPUT[$pack]}/${TEST_FILE[$pack]}" "${RECORD[$pack]}"
   fi
