@@ -10,8 +10,8 @@ import torch
 from nin.bench import (MEMORY_BEGIN, MEMORY_END, TABLE_BEGIN, TABLE_END, matmul_peak, memory_table, plain_model,
                        speed_table)
 from nin.models import build_model
-from nin.provenance import REPO, machine
-from nin.train.device import autocast, cpu_has_bf16
+from nin.provenance import REPO, cpu_has_bf16, machine
+from nin.train.device import autocast
 
 
 

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import torch
 
-from nin.train.device import cpu_has_bf16
-
 REPO = Path(__file__).resolve().parents[2]
 # What decides a result; edits elsewhere (README, results/ that runs write) do not make a run "uncommitted".
 CODE_PATHS = ("src", "pyproject.toml")   # src/nin/configs/ included
@@ -37,6 +35,15 @@ def short_commit(full: str) -> str:
     if full == "unknown":
         return full
     return full[:8] + (" (uncommitted changes)" if full.endswith("+uncommitted") else "")
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU does bf16 matrix products natively (AVX-512 BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def machine() -> str:

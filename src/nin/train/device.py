@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 
 import torch
 
 from nin.errors import NinError
+from nin.provenance import cpu_has_bf16
 
 
 def resolve_device(name: str) -> torch.device:
@@ -19,15 +19,6 @@ def resolve_device(name: str) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise NinError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
-
-
-def cpu_has_bf16() -> bool:
-    """True where the CPU does bf16 matrix products natively (AVX-512 BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def use_bf16(device: torch.device, precision: str) -> bool:
