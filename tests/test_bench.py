@@ -14,12 +14,12 @@ from nin.provenance import REPO, cpu_has_bf16, machine
 from nin.train.device import autocast
 
 
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="names the GPU instead")
 def test_machine_names_the_cpus_vector_instructions_and_bf16():
     # Two machines here both call themselves "AMD EPYC": one with AVX-512 BF16, one with AVX2 only.
     expected = torch.backends.cpu.get_cpu_capability() + (" with bf16" if cpu_has_bf16() else "")
     assert f"({expected}), {torch.get_num_threads()} threads" in machine()
+
 
 @pytest.mark.parametrize("name", ["nin-cifar10", "nin-mnist"])
 def test_plain_model_is_the_same_network(name):
