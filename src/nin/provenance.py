@@ -37,12 +37,18 @@ def short_commit(full: str) -> str:
     return full[:8] + (" (uncommitted changes)" if full.endswith("+uncommitted") else "")
 
 
+@functools.cache
+def _cpuinfo() -> str:
+    """Linux's /proc/cpuinfo, read once per process; empty elsewhere."""
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
 def cpu_has_bf16() -> bool:
     """True where the CPU does bf16 matrix products natively (AVX-512 BF16 or AMX)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
+    flags = _cpuinfo()
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
@@ -56,13 +62,10 @@ def machine() -> str:
         return torch.cuda.get_device_name(0)
     capability = torch.backends.cpu.get_cpu_capability() + (" with bf16" if cpu_has_bf16() else "")
     model = platform.processor() or "CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            model = line.split(":", 1)[1].strip()
+            break
     return f"{model} ({capability}), {torch.get_num_threads()} threads"
 
 
