@@ -66,7 +66,8 @@ def machine() -> str:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    return f"{model} ({capability}), {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"{model} ({capability}), {threads} thread{'' if threads == 1 else 's'}"
 
 
 def peak_memory_bytes() -> int:
