@@ -1,6 +1,7 @@
 """A run folder belongs to one run: no silent overwrite, one process at a time, resumes that keep the result."""
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -111,11 +112,17 @@ def test_resume_refuses_changed_results_and_records_a_longer_run(mnist_small_dir
                             capture_output=True, text=True)
     one_line_exit_2(result, "--resume would change settings that change the result", "lr: 0.2 -> 0.3",
                     "seed: 0 -> 1")
+    # Continued on another thread count, as a run moved to another machine: the card says so, since its one
+    # `machine` field now names only the second part.
+    before = json.loads((finished / "card.json").read_text())["machine"]
+    threads = "2" if before.endswith(" 1 thread") else "1"
     longer = subprocess.run(train_argv(mnist_small_dir, finished, "--resume", str(finished), "--epochs", "2"),
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": threads})
     assert longer.returncode == 0, longer.stderr
     card = json.loads((finished / "card.json").read_text())
-    assert card["epochs"] == 2 and card["resumes"] == [{"at": "epoch 2", "changed": {"epochs": [1, 2]}}]
+    assert card["machine"] != before and card["machine"].endswith(f" {threads} thread" + "s" * (threads == "2"))
+    assert card["epochs"] == 2 and card["resumes"] == [
+        {"at": "epoch 2", "changed": {"epochs": [1, 2], "machine": [before, card["machine"]]}}]
     assert json.loads((finished / "config.json").read_text())["epochs"] == 2
 
 

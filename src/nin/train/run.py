@@ -112,6 +112,7 @@ def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wa
         "epoch_progress": progress.to_state() if progress is not None else None,
         "history": [dict(row) for row in history], "wall_seconds": wall_seconds, "rng_ranks": rank_rngs,
         "resumes": [dict(r) for r in resumes or []], "ema": ema.state_dict() if ema is not None else None,
+        "machine": machine(),
     }
 
 
@@ -229,7 +230,7 @@ class Trainer:
 class RunState:
     """How far a run has got: restored from the checkpoint by --resume, saved in it after every epoch."""
     history: list[dict] = dataclasses.field(default_factory=list)   # metrics.csv's rows
-    resumes: list[dict] = dataclasses.field(default_factory=list)   # each resume that changed a setting
+    resumes: list[dict] = dataclasses.field(default_factory=list)   # each resume that changed a setting or the machine
     epochs_done: int = 0
     wall_before: float = 0.0              # training seconds of this run's earlier processes
     partial: EpochProgress | None = None  # how far an unfinished epoch got
@@ -293,6 +294,10 @@ def restore(cfg: TrainConfig, trainer: Trainer, ranks: Ranks, log) -> RunState:
                        f"({str(e).splitlines()[0][:160]}); start a new --out instead") from None
     where = f"epoch {state.epochs_done + 1}" + (f", step {state.partial.batches_done + 1}" if state.partial else "")
     changed = {k: v for k, v in changes.items() if k not in LOCATION_FIELDS}
+    # The card names one machine: a run continued on another one (or another thread count) says so here, since
+    # its minutes are then a sum of two speeds. Checkpoints before this field name none.
+    if checkpoint.get("machine") not in (None, machine()):
+        changed["machine"] = (checkpoint["machine"], machine())
     if changed:
         state.resumes.append({"at": where, "changed": {k: list(v) for k, v in changed.items()}})
     log(f"resuming {run_dir} at {where}" + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items()))
