@@ -296,8 +296,9 @@ def restore(cfg: TrainConfig, trainer: Trainer, ranks: Ranks, log) -> RunState:
     changed = {k: v for k, v in changes.items() if k not in LOCATION_FIELDS}
     # The card names one machine: a run continued on another one (or another thread count) says so here, since
     # its minutes are then a sum of two speeds. Checkpoints before this field name none.
-    if checkpoint.get("machine") not in (None, machine()):
-        changed["machine"] = (checkpoint["machine"], machine())
+    here = machine()
+    if checkpoint.get("machine") not in (None, here):
+        changed["machine"] = (checkpoint["machine"], here)
     if changed:
         state.resumes.append({"at": where, "changed": {k: list(v) for k, v in changed.items()}})
     log(f"resuming {run_dir} at {where}" + "".join(f"; {k} {a} -> {b}" for k, (a, b) in changed.items()))
