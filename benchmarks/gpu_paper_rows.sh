@@ -8,8 +8,12 @@
 # parts (`python benchmarks/gpu_data_parts.py cifar10 cifar100` lays them out in gpu-data/, ignored
 # by git): carry gpu-data/part-1, gpu-data/part-2, ... one per call, each call within 30 s of the last
 # so that the machine stays held, the last one being:
-#   run: bash benchmarks/gpu_paper_rows.sh      carry: ["gpu-data/part-N"]      timeout_s: 600
+#   run: NIN_GPU_CALL_SECONDS=S bash benchmarks/gpu_paper_rows.sh   carry: ["gpu-data/part-N"]   timeout_s: S
 # A pack that did not travel skips its rows (CIFAR-10 alone is about half the calls).
+# S is that last call's timeout (default 600, the most one call may run): the rows train until 100 s
+# before it. A session's device time (15 minutes in all, the machine's start and every call counted)
+# may leave less than 600 s after the data calls: take S from `status`'s budget_left_s then, less a
+# minute for handing the files back.
 # $OUT gets paper-rows.tar.gz (runs.json, README.md and each run's card and curve, as `nin reproduce
 # --results` writes them): unpack it into results/gpu/ to keep the rows beside the CPU ones.
 # Here, on the CPU, end to end on a tiny budget:
@@ -19,6 +23,15 @@ cd "$(dirname "$0")/.."
 
 DRY_RUN=0
 [[ "${1:-}" == "--dry-run" ]] && DRY_RUN=1
+# The rows train until 100 s before the call's timeout (NIN_GPU_CALL_SECONDS; default the most one call
+# may run, 600 s, and 400 s for the dry run): those are for the last evaluations, reports and the record.
+CALL_SECONDS=${NIN_GPU_CALL_SECONDS:-$(( DRY_RUN == 1 ? 400 : 600 ))}
+too_short() {
+  echo "NIN_GPU_CALL_SECONDS=$CALL_SECONDS leaves $1 s to train (under a minute) after the data and the last" \
+       "100 s; give the call more time or carry less data" >&2
+  exit 2
+}
+(( CALL_SECONDS - 100 >= 60 )) || too_short $(( CALL_SECONDS - 100 ))
 ROWS_cifar10="cifar10-paper-recipe cifar10-aug-paper-recipe"
 ROWS_cifar100="cifar100-paper-recipe"
 WORK=${NIN_GPU_WORK:-$(mktemp -d)}
@@ -65,14 +78,11 @@ for name in rows:
         experiment["train"].update(train_subset=256, epochs=1, preprocess="none")
     (out / f"{name}.json").write_text(json.dumps(experiment, indent=2))
 EOF
-if [[ $DRY_RUN == 1 ]]; then
-  export OMP_NUM_THREADS=1   # three processes on the CPU's cores
-  TRAIN_UNTIL=300
-else
-  TRAIN_UNTIL=500   # of the 10-minute call: 100 s are left for the last evaluations, reports and the record
-fi
+[[ $DRY_RUN == 1 ]] && export OMP_NUM_THREADS=1   # three processes on the CPU's cores
+left=$(( CALL_SECONDS - 100 - ($(date +%s) - start) ))
+(( left >= 60 )) || too_short "$left"
 # Each row's budget counts from its own process's start (the card's wall time).
-budget=$(awk "BEGIN {printf \"%.2f\", $(( TRAIN_UNTIL - ($(date +%s) - start) )) / 60}")
+budget=$(awk "BEGIN {printf \"%.2f\", $left / 60}")
 
 # One process per row, all at once: a batch of 128 images of 32 x 32 is a small job for one GPU, so
 # the rows are expected to gain from sharing it rather than queueing (not measured: no GPU yet).

@@ -11,16 +11,20 @@ from pathlib import Path
 from nin.provenance import REPO
 
 
-def dry_run(script: str, work: Path) -> subprocess.CompletedProcess:
+def dry_run(script: str, work: Path, **env) -> subprocess.CompletedProcess:
     """`bash benchmarks/SCRIPT --dry-run` with python3 this venv's, as on the device machine it is the
     image's (the scripts install nothing)."""
-    env = {**os.environ, "NIN_GPU_WORK": str(work), "OUT": str(work / "out"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(["bash", str(REPO / "benchmarks" / script), "--dry-run"], capture_output=True, text=True,
-                            env=env)
+    result = run_script(script, work, **env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "total:" in result.stdout
     return result
+
+
+def run_script(script: str, work: Path, **env) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NIN_GPU_WORK": str(work), "OUT": str(work / "out"),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
+    return subprocess.run(["bash", str(REPO / "benchmarks" / script), "--dry-run"], capture_output=True, text=True,
+                          env=env)
 
 
 def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
@@ -37,19 +41,27 @@ def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
 
 def test_gpu_paper_rows_dry_run_records_the_three_rows(tmp_path):
     """gpu_paper_rows.sh: both packs, the three paper-recipe rows at once, one record of them in $OUT."""
-    dry_run("gpu_paper_rows.sh", tmp_path)
+    # A call of 360 s: the rows train until 100 s before its end, from the script's start.
+    dry_run("gpu_paper_rows.sh", tmp_path, NIN_GPU_CALL_SECONDS="360")
     with tarfile.open(tmp_path / "out" / "paper-rows.tar.gz") as archive:
         archive.extractall(tmp_path / "rows", filter="data")
     records = json.loads((tmp_path / "rows" / "runs.json").read_text())
     assert sorted(r["experiment"] for r in records) == [
         "cifar10-aug-paper-recipe", "cifar10-paper-recipe", "cifar100-paper-recipe"]
     for record in records:
-        assert 0 < record["budget_minutes"] < 5   # what was left of the dry run's 300 s after the data
+        assert 0 < record["budget_minutes"] <= (360 - 100) / 60   # what was left after the data
         card = json.loads((tmp_path / "rows" / record["card"]).read_text())
         assert card["recipe"] == "paper" and card["epochs"] == 1
         assert sum(map(sum, card["confusion_matrix"])) == 1000   # the dry run's first 1,000 test images
     table = (tmp_path / "rows" / "README.md").read_text()
     assert "| cifar100-paper-recipe |" in table and "| mnist-paper |" not in table   # these rows only
+
+
+def test_gpu_paper_rows_refuses_a_call_too_short_to_train_before_it_starts(tmp_path):
+    result = run_script("gpu_paper_rows.sh", tmp_path, NIN_GPU_CALL_SECONDS="150")
+    assert result.returncode == 2 and result.stdout == ""
+    (line,) = result.stderr.strip().splitlines()
+    assert "NIN_GPU_CALL_SECONDS=150 leaves 50 s to train" in line
 
 
 def test_data_parts_hold_each_pack_file_once_within_the_part_size(tmp_path):
