@@ -26,6 +26,10 @@ DRY_RUN=0
 # The rows train until 100 s before the call's timeout (NIN_GPU_CALL_SECONDS; default the most one call
 # may run, 600 s, and 400 s for the dry run): those are for the last evaluations, reports and the record.
 CALL_SECONDS=${NIN_GPU_CALL_SECONDS:-$(( DRY_RUN == 1 ? 400 : 600 ))}
+if [[ ! $CALL_SECONDS =~ ^[0-9]+$ ]]; then
+  echo "NIN_GPU_CALL_SECONDS=$CALL_SECONDS: expected the last call's timeout in whole seconds, such as 540" >&2
+  exit 2
+fi
 too_short() {
   echo "NIN_GPU_CALL_SECONDS=$CALL_SECONDS leaves $1 s to train (under a minute) after the data and the last" \
        "100 s; give the call more time or carry less data" >&2

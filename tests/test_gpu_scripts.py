@@ -12,8 +12,7 @@ from nin.provenance import REPO
 
 
 def dry_run(script: str, work: Path, **env) -> subprocess.CompletedProcess:
-    """`bash benchmarks/SCRIPT --dry-run` with python3 this venv's, as on the device machine it is the
-    image's (the scripts install nothing)."""
+    """The dry run of benchmarks/SCRIPT, required to finish."""
     result = run_script(script, work, **env)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "total:" in result.stdout
@@ -21,6 +20,8 @@ def dry_run(script: str, work: Path, **env) -> subprocess.CompletedProcess:
 
 
 def run_script(script: str, work: Path, **env) -> subprocess.CompletedProcess:
+    """`bash benchmarks/SCRIPT --dry-run` with python3 this venv's, as on the device machine it is the
+    image's (the scripts install nothing), and `env` added to the environment."""
     env = {**os.environ, "NIN_GPU_WORK": str(work), "OUT": str(work / "out"),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **env}
     return subprocess.run(["bash", str(REPO / "benchmarks" / script), "--dry-run"], capture_output=True, text=True,
@@ -57,11 +58,13 @@ def test_gpu_paper_rows_dry_run_records_the_three_rows(tmp_path):
     assert "| cifar100-paper-recipe |" in table and "| mnist-paper |" not in table   # these rows only
 
 
-def test_gpu_paper_rows_refuses_a_call_too_short_to_train_before_it_starts(tmp_path):
+def test_gpu_paper_rows_refuses_a_call_length_too_short_to_train_or_not_in_seconds(tmp_path):
     result = run_script("gpu_paper_rows.sh", tmp_path, NIN_GPU_CALL_SECONDS="150")
     assert result.returncode == 2 and result.stdout == ""
     (line,) = result.stderr.strip().splitlines()
     assert "NIN_GPU_CALL_SECONDS=150 leaves 50 s to train" in line
+    result = run_script("gpu_paper_rows.sh", tmp_path, NIN_GPU_CALL_SECONDS="9m")
+    assert result.returncode == 2 and "NIN_GPU_CALL_SECONDS=9m: expected" in result.stderr
 
 
 def test_data_parts_hold_each_pack_file_once_within_the_part_size(tmp_path):
