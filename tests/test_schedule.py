@@ -2,7 +2,9 @@ import math
 
 import pytest
 
-from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, time_cycle_lr,
+from nin.config import TrainConfig
+from nin.train.run import lr_schedule
+from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, step_lr, time_cycle_lr,
                                 warmup_factor)
 
 
@@ -42,3 +44,18 @@ def test_plateau_count_table():
 def test_paper_lr_divides_by_ten_twice_then_stops():
     assert [paper_lr(0.1, k) for k in range(4)] == pytest.approx([0.1, 0.01, 0.001, 0.001])
     assert [paper_should_stop(k) for k in range(4)] == [False, False, False, True]
+
+
+def test_step_lr_follows_the_authors_epochs():
+    # cuda-convnet README for CIFAR-10: epochs 1-200 at the rate, 201-230 at a tenth, 231-260 at a hundredth
+    rates = [step_lr(0.1, epoch, [200, 230]) for epoch in (0, 199, 200, 229, 230, 259)]
+    assert rates == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_fixed_drops_replace_the_plateau_rule():
+    cfg = TrainConfig(dataset="mnist", recipe="paper", lr_drop_epochs=[10, 20], warmup_epochs=0).resolved()
+    flat = [50.0] * 7   # two plateaus by the paper's rule (patience 3), which would have divided the rate twice
+    assert paper_lr(cfg.lr, plateau_count(flat, cfg.patience, cfg.min_delta)) == pytest.approx(cfg.lr / 100)
+    assert lr_schedule(cfg, 10, flat)(0) == pytest.approx(cfg.lr)
+    assert lr_schedule(cfg, 10, [50.0] * 10)(0) == pytest.approx(cfg.lr / 10)   # the 11th epoch: after one drop
+    assert lr_schedule(cfg, 10, [50.0] * 20)(0) == pytest.approx(cfg.lr / 100)

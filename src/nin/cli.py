@@ -50,6 +50,13 @@ def cmd_summary(args) -> int:
 
 # ---------------------------------------------------------------- train
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, got {text!r}") from None
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field, made from the field's type and metadata (nin.config)."""
     from nin.config import FIELDS, field_kind
@@ -62,8 +69,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
             p.add_argument(meta["flag"], dest=name, action="store_false" if field.default else "store_true",
                            default=None, help=help_text)
         else:
-            p.add_argument(f"--{name.replace('_', '-')}", dest=name, type={"int": int, "float": float}.get(kind, str),
-                           default=None, help=help_text)
+            p.add_argument(f"--{name.replace('_', '-')}", dest=name, default=None, help=help_text,
+                           type={"int": int, "float": float, "list[int]": _int_list}.get(kind, str))
     p.add_argument("--config", type=Path, help="JSON file of config fields; flags override it")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR from its last checkpoint")
     p.add_argument("--overwrite", action="store_true",

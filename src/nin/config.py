@@ -80,6 +80,10 @@ class TrainConfig:
     warmup_epochs: float = _field(1.0, "linear learning-rate warm-up, in epochs", minimum=0)
     patience: int = _field(3, "paper recipe: epochs without improvement that make a plateau", minimum=1)
     min_delta: float = _field(0.05, "paper recipe: accuracy gain (points) that counts as improvement", minimum=0)
+    lr_drop_epochs: list[int] | None = _field(None, "paper recipe: divide the learning rate by 10 after these epochs "
+                                              "(comma-separated, e.g. 200,230: the authors' CIFAR-10 schedule) "
+                                              "instead of at training-accuracy plateaus; --epochs then ends the run",
+                                              minimum=1)
     class_map_relu: bool = _field(True, "drop the ReLU on the class-map layer (a model change; the paper keeps it)",
                                   flag="--no-class-map-relu")
     dropout: float | None = _field(None, "rate of every dropout layer the preset has (default: the preset's, 0.5); "
@@ -131,6 +135,8 @@ class TrainConfig:
                            "leave it off")
         if self.cutout and not self.augment:
             raise NinError("--cutout: needs --augment (it is one more augmentation of the training images)")
+        if self.lr_drop_epochs and self.recipe != "paper":
+            raise NinError("--lr-drop-epochs: the fast recipe anneals by cosine; use it with --recipe paper")
         if self.anneal_by_time and (self.recipe != "fast" or not self.time_budget_minutes):
             raise NinError("--anneal-by-time: needs --recipe fast and --time-budget-minutes (the minutes the "
                            "learning rate anneals over)")
@@ -165,7 +171,7 @@ class TrainConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
-_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,)}
+_KINDS = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "list[int]": (list,)}
 
 
 def field_kind(name: str) -> str:
@@ -179,13 +185,18 @@ def check_values(values: dict, prefix: str) -> None:
         field = FIELDS[name]
         meta, kind = field.metadata, field_kind(name)
         key = f"{prefix}{name} (--{name.replace('_', '-')})"
-        a_kind = f"{'an' if kind == 'int' else 'a'} {kind}"
+        a_kind = "a list of whole numbers" if kind == "list[int]" else f"{'an' if kind == 'int' else 'a'} {kind}"
         if value is None:
             if "None" in str(field.type):
                 continue
             raise NinError(f"{key}: must be {a_kind}, got null")
         if isinstance(value, bool) and kind != "bool" or not isinstance(value, _KINDS[kind]):
             raise NinError(f"{key}: must be {a_kind}, got {value!r} ({type(value).__name__})")
+        if kind == "list[int]":
+            whole = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+            if not value or not whole or value != sorted(set(value)):
+                raise NinError(f"{key}: must be a rising list of whole numbers, got {value!r}")
+            value = value[0]   # the range checks below apply to every element; the smallest is the first
         choices = meta["choices"]() if callable(meta["choices"]) else meta["choices"]
         if choices and value not in choices:
             raise NinError(f"{key}: {value!r} is not one of {', '.join(choices)}")

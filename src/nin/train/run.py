@@ -35,7 +35,7 @@ from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.distributed import Ranks
 from nin.train.loop import EpochProgress, StepOptions, train_one_epoch
 from nin.train.recipes import initialize_, param_groups
-from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, time_cycle_lr,
+from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, step_lr, time_cycle_lr,
                                 warmup_factor)
 
 INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init looks at
@@ -52,7 +52,7 @@ def lr_schedule(cfg: TrainConfig, steps_per_epoch: int, train_accuracies: list[f
                 time_fraction=lambda: 0.0):
     """The function step -> learning rate for the next epoch (before per-group scaling).
 
-    `time_fraction()`: the share of the time budget used so far (read by --anneal-by-time only)."""
+    `train_accuracies`: one per finished epoch. `time_fraction()`: the share of the time budget used so far (read by --anneal-by-time only)."""
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
     if cfg.recipe == "fast":
         total = cfg.epochs * steps_per_epoch
@@ -61,7 +61,10 @@ def lr_schedule(cfg: TrainConfig, steps_per_epoch: int, train_accuracies: list[f
         if cfg.anneal_by_time:
             return lambda step: time_cycle_lr(step, time_fraction(), cfg.lr, warmup_steps)
         return lambda step: one_cycle_lr(step, total, cfg.lr, warmup_steps)
-    base = paper_lr(cfg.lr, plateau_count(train_accuracies, cfg.patience, cfg.min_delta))
+    if cfg.lr_drop_epochs:   # fixed epochs, as the authors' README gives them, instead of the plateau rule
+        base = step_lr(cfg.lr, len(train_accuracies), cfg.lr_drop_epochs)
+    else:
+        base = paper_lr(cfg.lr, plateau_count(train_accuracies, cfg.patience, cfg.min_delta))
     return lambda step: base * warmup_factor(step, warmup_steps)
 
 
@@ -348,7 +351,8 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     result, budget_hit = None, False
     for epoch in range(state.epochs_done, cfg.epochs):
         train_accuracies = [row["train_accuracy"] for row in state.history]
-        if cfg.recipe == "paper" and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta)):
+        plateau_rule = cfg.recipe == "paper" and not cfg.lr_drop_epochs
+        if plateau_rule and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta)):
             log(f"training accuracy stopped improving a third time: stopping after epoch {epoch}")
             break
         lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies, time_fraction)

@@ -55,3 +55,10 @@ def paper_lr(base_lr: float, plateaus: int) -> float:
 
 def paper_should_stop(plateaus: int) -> bool:
     return plateaus > PAPER_DROPS
+
+
+def step_lr(base_lr: float, epoch: int, drop_epochs: list[int]) -> float:
+    """The authors' cuda-convnet schedule: the rate divided by 10 after each of `drop_epochs` (1-based counts of
+    finished epochs), e.g. [200, 230]: epochs 1-200 at `base_lr`, 201-230 at a tenth, the rest at a hundredth.
+    `epoch` is 0-based."""
+    return base_lr / 10 ** sum(epoch >= drop for drop in drop_epochs)
