@@ -2,8 +2,9 @@
 
     python tools/ship_weights.py RUN_DIR NAME "COMMAND THAT TRAINED IT" [--data-dir DIR]
 
-The card records the data set, recipe, epochs, test error, the training command and the sha256
-that `nin` checks before loading the file.
+The card records the data set, recipe, epochs, test errors (single view, and flip TTA for models
+trained with flips: `test_error_flip`), the training command and the sha256 that `nin` checks
+before loading the file. `--remeasure NAME --data-dir DIR` measures a shipped model's errors again.
 
 For GCN + ZCA models (CIFAR) the shipped file stores the run's float32 ZCA matrix, from the run's
 preprocessing cache, packed losslessly (nin.data.preprocess.PackedSymmetric; files from runs before
@@ -34,7 +35,9 @@ from nin.files import PREPROCESS_PREFIX, load_weights, save_weights
 from nin.inference import Trained, load_trained, shipped_weights_dir
 from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
 from nin.reproduce.results import splice_table
+from nin.provenance import commit, machine
 from nin.rundir import CARD_FILE, CONFIG_FILE, DATA_FILE, WEIGHTS_FILE
+from nin.train.device import resolve_device, use_bf16
 
 REPO = Path(__file__).resolve().parents[1]
 PREDICTIONS_DIR = REPO / "tests" / "data"
@@ -72,10 +75,9 @@ def check_packed_zca(run_dir: Path, packed: Trained, name: str, data_dir: Path) 
     run_matrix = upper + np.triu(upper, 1).T
     if not np.array_equal(packed.zca.matrix, run_matrix):
         raise SystemExit(f"{name}: the shipped ZCA matrix differs from the run's ({run_dir})")
-    shipped_eval = evaluate_on_test(packed, data_dir=data_dir, offline=True)
-    exact_eval = evaluate_on_test(exact, data_dir=data_dir, offline=True)
+    shipped_eval = evaluate_on_test(packed, data_dir=data_dir, offline=True, flip=False)
+    exact_eval = evaluate_on_test(exact, data_dir=data_dir, offline=True, flip=False)
     return {
-        "test_error": round(shipped_eval.result.error, 2), "test_accuracy": round(shipped_eval.result.accuracy, 2),
         "zca_packing": {"test_images": len(exact_eval.predicted),
                         "predictions_changed": int((shipped_eval.predicted != exact_eval.predicted).sum()),
                         "test_error_with_exact_zca": round(exact_eval.result.error, 2),
@@ -93,8 +95,7 @@ def ship(run_dir: Path, name: str, command: str, data_dir: Path | None = None) -
         "name": name, "weights": target.name, "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
         "bytes": target.stat().st_size, "dataset": card["dataset"], "data": card.get("data"),
         "preset": card["preset"], "recipe": card["recipe"], "epochs": card["epochs"], "augment": card["augment"],
-        "test_error": card["test_error"], "test_accuracy": card["test_accuracy"], "precision": card["precision"],
-        "test_flip": card.get("test_flip", False),   # the error is of flip-averaged predictions
+        "precision": card["precision"], "test_flip": card.get("test_flip", False),
         "parameters": card["parameters"], "train_wall_seconds": card["wall_seconds"],
         "stopped_by_time_budget": card.get("stopped_by_time_budget"), "commit": card.get("commit"),
         "machine": card.get("machine"), "command": command,
@@ -113,9 +114,44 @@ def ship(run_dir: Path, name: str, command: str, data_dir: Path | None = None) -
             raise SystemExit(f"{name} is a GCN + ZCA model: pass --data-dir with its data set, to check the packed ZCA")
         shipped["test_error_in_training"] = card["test_error"]   # on float16 cached inputs with the exact ZCA
         shipped.update(check_packed_zca(run_dir, trained, name, data_dir))
-    (target.parent / f"{name}.json").write_text(json.dumps(shipped, indent=2) + "\n")
-    write_readme_table()
+    shipped.update(measured_errors(trained, data_dir) if data_dir is not None else
+                   {"test_error": card["test_error"], "test_accuracy": card["test_accuracy"],
+                    **{k: card[k] for k in ("test_error_flip", "test_accuracy_flip") if k in card}})
+    write_card(shipped)
     return shipped
+
+
+def measured_errors(trained: Trained, data_dir: Path) -> dict:
+    """The shipped file's test errors as `nin eval` gives them: single view (`test_error`, the paper's kind of
+    number) and, for models trained with flips, flip TTA in fields of its own; with where they were measured,
+    since bf16 and fp32 (CPUs without bf16) move a few near-ties."""
+    single = evaluate_on_test(trained, data_dir=data_dir, offline=True, flip=False).result
+    fields = {"test_error": round(single.error, 2), "test_accuracy": round(single.accuracy, 2)}
+    if trained.test_flip:
+        flipped = evaluate_on_test(trained, data_dir=data_dir, offline=True, flip=True).result
+        fields.update(test_error_flip=round(flipped.error, 2), test_accuracy_flip=round(flipped.accuracy, 2))
+    precision = "bf16" if use_bf16(resolve_device("auto"), "auto") else "fp32"
+    return {**fields, "errors_measured_on": {"machine": machine(), "precision": precision, "commit": commit()}}
+
+
+def remeasure(name: str, data_dir: Path) -> dict:
+    """Measure a shipped model's errors again (single view and flip TTA) and rewrite its card and the table."""
+    path = shipped_weights_dir() / f"{name}.json"
+    card = json.loads(path.read_text())
+    if card.get("test_flip") and "test_error_flip" not in card:
+        # a card from before single view had its own fields: its errors in training and with the exact ZCA were flip TTA
+        if "test_error_in_training" in card:
+            card["test_error_flip_in_training"] = card.pop("test_error_in_training")
+        if "test_error_with_exact_zca" in card.get("zca_packing", {}):
+            card["zca_packing"]["test_error_flip_with_exact_zca"] = card["zca_packing"].pop("test_error_with_exact_zca")
+    card.update(measured_errors(load_trained(name), data_dir))
+    write_card(card)
+    return card
+
+
+def write_card(card: dict) -> None:
+    (shipped_weights_dir() / f"{card['name']}.json").write_text(json.dumps(card, indent=2) + "\n")
+    write_readme_table()
 
 
 def write_readme_table() -> None:
@@ -131,8 +167,14 @@ if __name__ == "__main__":
     parser.add_argument("name", nargs="?")
     parser.add_argument("command", nargs="?", help="the command that trained it, as the card should show it")
     parser.add_argument("--data-dir", type=Path, help="the data set's folder (needed for GCN + ZCA models)")
+    parser.add_argument("--remeasure", metavar="NAME", help="measure shipped model NAME's test errors again "
+                        "(with --data-dir) and rewrite its card")
     args = parser.parse_args()
-    if args.run_dir is None:
+    if args.remeasure:
+        if args.data_dir is None:
+            parser.error("--remeasure needs --data-dir")
+        print(json.dumps(remeasure(args.remeasure, args.data_dir), indent=2))
+    elif args.run_dir is None:
         write_readme_table()
     else:
         print(json.dumps(ship(args.run_dir, args.name, args.command, args.data_dir), indent=2))

@@ -5,12 +5,15 @@
 Each EXPERIMENT's seed-0 record in results/runs.json names its card in results/cards/, and the
 metrics.csv beside the card gives the curve. --targets: experiments whose paper error is drawn as a
 line (as accuracy). --name: the files' name in results/ (default time-to-accuracy; one figure a data
-set). tests/test_reproduce.py recomputes every results/time-to-accuracy*.json from the cards.
+set). tests/test_reproduce.py recomputes every results/time-to-accuracy*.json from the cards. Each
+curve says its view: single view (the paper's kind of number), or flip TTA for runs whose cards
+predate single-view evaluation each epoch.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from nin.files import atomic_write_bytes, atomic_write_json
@@ -37,7 +40,10 @@ def build(experiments: list[str], targets: list[str], budget_minutes: float) -> 
     runs = []
     for name, record in chosen.items():
         points = curves[name]
-        runs.append({"experiment": name, "seed": 0, "description": known[name].description,
+        card = json.loads((RESULTS / record["card"]).read_text())
+        # Runs evaluate single view each epoch; cards from before test_error_flip evaluated with flip TTA.
+        view = "flip TTA" if card.get("test_flip") and "test_error_flip" not in card else "single view"
+        runs.append({"experiment": name, "seed": 0, "description": known[name].description, "view": view,
                      "command": record["command"], "commit": record["commit"], "data": record["data"],
                      "machine": record["machine"],
                      "card": record["card"], "card_sha256": record["card_sha256"], "points": points,
@@ -56,7 +62,9 @@ def main() -> None:
     data = build(args.experiments, args.targets, args.budget_minutes)
     atomic_write_json(RESULTS / f"{args.name}.json", data)
     # The machine in the legend: curves from different machines differ in speed as well as in recipe.
-    curves = {f"{run['experiment']} (seed {run['seed']}, {run['machine']})": run["points"] for run in data["runs"]}
+    # The view too: the paper's numbers are single view, and older runs' curves were recorded with flip TTA only.
+    curves = {f"{run['experiment']} (seed {run['seed']}, {run['machine']}, {run['view']})": run["points"]
+              for run in data["runs"]}
     atomic_write_bytes(RESULTS / f"{args.name}.png",
                        accuracy_against_minutes(curves, data["targets"], data["budget_minutes"], data["minutes_axis"]))
     print(f"written: {RESULTS / args.name}.json, .png")

@@ -107,7 +107,8 @@ def cmd_train(args) -> int:
     card = fit(cfg, resume=args.resume is not None, overwrite=args.overwrite)
     if not card:   # a torchrun process other than rank 0: rank 0 reports
         return 0
-    print(f"test accuracy {card['test_accuracy']:.2f}% (error {card['test_error']:.2f}%) after {card['epochs']} "
+    flip = f"; with flip TTA {card['test_accuracy_flip']:.2f}%" if "test_accuracy_flip" in card else ""
+    print(f"test accuracy {card['test_accuracy']:.2f}% (error {card['test_error']:.2f}%{flip}) after {card['epochs']} "
           f"epochs, {card['wall_seconds']:.0f} s; run folder {cfg.out}")
     if args.report:
         from nin.report.page import write_report
@@ -327,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=512)
     p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     p.add_argument("--device", default="auto")
-    p.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=None,
-                   help="average each image's logits with its mirror image's (default: as the weights were measured)")
+    p.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=False,
+                   help="average each image's logits with its mirror image's (flip TTA; default: single view, the "
+                   "kind of number the paper reports)")
     p.add_argument("--split", default="test", choices=["test", "val"],
                    help="test, or val: the paper's validation images, for weights trained with --val-split paper")
     p.set_defaults(run=cmd_eval)

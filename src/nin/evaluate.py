@@ -45,10 +45,10 @@ def test_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
 
 def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Path | None = None,
                      offline: bool = False, device: str = "auto", precision: str = "auto",
-                     batch_size: int = 512, flip: bool | None = None, split: str = "test") -> Evaluation:
+                     batch_size: int = 512, flip: bool = False, split: str = "test") -> Evaluation:
     """Loss, accuracy, confusion and predictions on the test split of `dataset` (default: the trained one),
-    or with split "val" on the paper's validation images; `flip`: flip test-time augmentation (default:
-    as the weights were measured)."""
+    or with split "val" on the paper's validation images; `flip`: flip test-time augmentation (default: single
+    view, the kind of number the paper reports)."""
     name = meta_dataset(trained.meta, dataset)
     if split == "val" and (trained.meta.get("val_split") != "paper" or name != trained.meta.get("dataset")):
         raise NinError("--split val: these weights did not hold out the paper's validation images of "
@@ -60,7 +60,6 @@ def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Pat
     meta = trained.meta
     prepare = make_prepare(tuple(meta.get("mean", (0.0,))), tuple(meta.get("std", (1.0,))), target,
                            channels_last=True)
-    flip = trained.test_flip if flip is None else flip
     inputs = test_inputs(trained, test.images)
     with freed_memory_kept():
         logits = predict_logits(model, inputs, batch_size, prepare, autocast(target, use_bf16(target, precision)),

@@ -78,7 +78,8 @@ def build_report(run_dir: Path) -> str:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{_STYLE}</style></head><body>",
              f"<h1>{html.escape(title)}</h1><p>run folder <code>{html.escape(str(run_dir))}</code></p>",
-             f"<p class='big'>test error <b>{card['test_error']:.2f}%</b> (accuracy {card['test_accuracy']:.2f}%) "
+             f"<p class='big'>test error <b>{card['test_error']:.2f}%</b> (accuracy {card['test_accuracy']:.2f}%"
+             + (f"; with flip TTA {card['test_error_flip']:.2f}%" if "test_error_flip" in card else "") + ") "
              f"after {card['epochs']} epochs, {card['wall_seconds']:.0f} s, {card['parameters']:,} parameters</p>"]
     if history:
         columns = metric_columns(history)

@@ -368,8 +368,9 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
             should_stop=should_stop)
         state.partial = None
         stats = ranks.epoch_stats(stats)
+        # Single view each epoch, as the paper's numbers are: the curves compare with them (flip TTA only at the end).
         result = ranks.evaluate(trainer.eval_model, eval_split.images, eval_split.labels, 512, trainer.step.prepare,
-                                trainer.step.autocast, data.info.num_classes, cfg.test_flip)
+                                trainer.step.autocast, data.info.num_classes)
         state.history.append({
             "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
             "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
@@ -397,13 +398,17 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
                 f"{state.history[-1]['epoch']} epochs")
             break
 
+    def test_result(flip: bool):
+        return ranks.evaluate(trainer.result_model, data.test.images, data.test.labels, 512, trainer.step.prepare,
+                              trainer.step.autocast, data.info.num_classes, flip)
+
     if result is None or eval_name != "test":
-        result = ranks.evaluate(trainer.result_model, data.test.images, data.test.labels, 512, trainer.step.prepare,
-                                trainer.step.autocast, data.info.num_classes, cfg.test_flip)
+        result = test_result(flip=False)
+    flipped = test_result(flip=True) if cfg.test_flip else None
     identical = ranks.parameters_identical(trainer.model) if ranks.enabled else None
     if not ranks.is_main:
         return {}
-    card = finish(run_dir, cfg, trainer.result_model, data, result, state.history, trainer.bf16,
+    card = finish(run_dir, cfg, trainer.result_model, data, (result, flipped), state.history, trainer.bf16,
                   state.wall_before + time.perf_counter() - start, budget_hit, state.resumes)
     if ranks.enabled:
         card.update(processes=ranks.world, ranks_identical=identical)
@@ -411,8 +416,12 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     return card
 
 
-def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, result, history, bf16, wall,
+def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, results, history, bf16, wall,
            stopped_by_budget: bool = False, resumes: list[dict] | None = None) -> dict:
+    """Save the weights and write the card. `results`: the single-view test result, and the flip-TTA one or None.
+
+    `test_error` is single view, the number the paper's tables give; flip TTA has fields of its own."""
+    result, flipped = results
     save_weights(run_dir / WEIGHTS_FILE, {**model.state_dict(), **preprocess_tensors(data)},
                  weights_meta(cfg, model, data))
     last = history[-1] if history else {}
@@ -422,6 +431,8 @@ def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, res
         "preprocess": data.preprocess, "augment": cfg.augment, "val_split": cfg.val_split,
         "val_accuracy": last.get("val_accuracy"),
         "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4), "test_flip": cfg.test_flip,
+        **({"test_error_flip": round(flipped.error, 4), "test_accuracy_flip": round(flipped.accuracy, 4)}
+           if flipped is not None else {}),
         "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
         "stopped_by_time_budget": stopped_by_budget, "commit": commit(), "machine": machine(),
         "finished": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
