@@ -16,6 +16,14 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def mnist_test(mnist_dir):
+    """The 10,000 MNIST test images (uint8) and labels."""
+    from nin.data.sources import load_raw_test
+
+    return load_raw_test("mnist", mnist_dir, offline=True)
+
+
+@pytest.fixture(scope="session")
 def fashion_dir() -> Path:
     if not (DEBIAN_FASHION_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.fail(f"the Fashion-MNIST files are expected in {DEBIAN_FASHION_MNIST} (Debian's dataset-fashion-mnist; "

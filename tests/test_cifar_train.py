@@ -2,10 +2,14 @@
 
 import csv
 import json
+import re
 import subprocess
 import sys
 
 import numpy as np
+
+from nin.data.registry import dataset_info
+from test_inspect import coloured_share
 
 
 def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_dir, tmp_path):
@@ -21,11 +25,16 @@ def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     val_accuracy = float(rows[-1]["val_accuracy"])
-    assert val_accuracy > 15.0, rows           # chance is 10%; 10,000 images make 15% far outside noise
+    # This seed reaches 19.5-20.7% on the machine kinds measured (bf16 and fp32); chance is 10%, and 10,000
+    # validation images put its noise near 0.3 points, so 17% leaves room for the kinds and still fails a run
+    # that learnt half as much.
+    assert val_accuracy > 17.0, rows
     data = json.loads((out / "data.json").read_text())
     assert data["val_split"] == "paper" and data["preprocess"]["method"] == "gcn-zca"
     card = json.loads((out / "card.json").read_text())
-    assert card["preprocess"] == "gcn-zca" and card["augment"] is True and 0 < card["test_error"] < 90
+    assert card["preprocess"] == "gcn-zca" and card["augment"] is True
+    # the same weights on another 10,000 images of the same distribution: within a few points of validation
+    assert abs(card["test_accuracy"] - val_accuracy) < 3, (card["test_accuracy"], val_accuracy)
     assert card["data"] == data["description"] == "CIFAR-10 (official pixels)"   # recognised from the pixels
     # The cache holds the ZCA fitted on the 40,000 training images, and the whitened splits.
     (folder,) = cache.iterdir()
@@ -47,10 +56,15 @@ def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_dir, tmp_path):
     predicted = subprocess.run([sys.executable, "-m", "nin", "predict", str(out), str(tmp_path / "cifar.png")],
                                capture_output=True, text=True)
     assert predicted.returncode == 0, predicted.stderr
+    # "cifar.png: airplane 23.4%, ..." with CIFAR-10's class names and probabilities that are percentages
+    top = re.findall(r"([a-z]+) (\d+\.\d)%", predicted.stdout)
+    assert top and all(name in dataset_info("cifar10").class_names and 0 <= float(p) <= 100 for name, p in top), predicted.stdout
     maps = subprocess.run([sys.executable, "-m", "nin", "maps", str(out), "--data-dir", str(cifar10_dir),
                            "--offline", "--samples", "3", "--out", str(tmp_path / "maps.png")], capture_output=True,
                           text=True)
     assert maps.returncode == 0, maps.stderr
+    with Image.open(tmp_path / "maps.png") as image:
+        assert coloured_share(image) > 0.02   # the maps drawn in a colour map
     assert "class confidence maps" in (out / "report.html").read_text()
     # `nin eval --split val` measures the same held-out images from the raw files with the weights' ZCA.
     evaluated = subprocess.run([sys.executable, "-m", "nin", "eval", str(out), "--split", "val", "--data-dir",

@@ -186,9 +186,3 @@ def test_bad_settings_file_values_name_the_key_and_what_is_allowed(values, patte
         load_config_file(path)
     assert str(caught.value).startswith(f"{path}: ") and pattern in str(caught.value)
 
-
-def test_the_repositorys_experiment_files_are_valid():
-    from nin.reproduce.experiments import load_experiments
-
-    for exp in load_experiments().values():
-        TrainConfig.from_dict(exp.train, source=exp.name).resolved()

@@ -1,5 +1,6 @@
 """The prepared device scripts (benchmarks/gpu_*.sh): their whole path, run on the CPU on a tiny budget."""
 
+import csv
 import importlib.util
 import json
 import os
@@ -34,10 +35,16 @@ def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
     table = result.stdout[result.stdout.index("epoch  img/s  epoch_s  test_acc"):].splitlines()
     epochs = [line.split() for line in table[1:] if line[:1].isdigit()]
     assert [row[0] for row in epochs] == ["1", "2"]
-    assert all(float(row[1]) > 0 and 0 <= float(row[3]) <= 100 for row in epochs)
+    # The table is the run's own record, not numbers of the script's: each row is metrics.csv's epoch, and the
+    # last epoch's test accuracy is the card's.
+    with (tmp_path / "out" / "gpu-check" / "metrics.csv").open() as f:
+        metrics = list(csv.DictReader(f))
+    assert epochs == [[r["epoch"], r["images_per_second"], r["epoch_seconds"], r["test_accuracy"]] for r in metrics]
+    assert all(float(row[1]) > 0 for row in epochs)
     # The dry run evaluated the first 1,000 test images only, each once per epoch.
     card = json.loads((tmp_path / "out" / "gpu-check" / "card.json").read_text())
     assert sum(map(sum, card["confusion_matrix"])) == 1000
+    assert float(epochs[-1][3]) == card["test_accuracy"]
 
 
 def test_gpu_paper_rows_dry_run_records_the_three_rows(tmp_path):

@@ -1,5 +1,7 @@
 """Predict, maps, report and export on a model trained on the real MNIST (the session's `mnist_run`)."""
 
+import base64
+import io
 import json
 import os
 import re
@@ -12,17 +14,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nin.data.sources import load_raw_test
+
+
+def coloured_share(image: Image.Image) -> float:
+    """The share of pixels with a clear colour (channels more than 60 apart): a figure whose maps or curves
+    were not drawn is white, black and grey."""
+    rgb = np.asarray(image.convert("RGB")).astype(int)
+    return float(((rgb.max(axis=2) - rgb.min(axis=2)) > 60).mean())
 
 
 def run_nin(*args, env=None):
     return subprocess.run([sys.executable, "-m", "nin", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})})
-
-
-@pytest.fixture(scope="module")
-def mnist_test(mnist_dir):
-    return load_raw_test("mnist", mnist_dir, offline=True)
 
 
 def test_predict_other_size_png_grey_jpeg_and_corrupt_file(mnist_run, mnist_test, tmp_path):
@@ -64,6 +67,7 @@ def test_maps_on_mnist_test_images(mnist_run, mnist_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     with Image.open(out) as image:
         assert image.format == "PNG" and image.width > 500 and image.height > 400
+        assert coloured_share(image) > 0.02   # the maps are drawn in a colour map; axes and text are grey
 
 
 def test_maps_of_image_files_with_one_unreadable(mnist_run, mnist_test, tmp_path):
@@ -72,7 +76,8 @@ def test_maps_of_image_files_with_one_unreadable(mnist_run, mnist_test, tmp_path
     result = run_nin("maps", str(mnist_run), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--top-k", "3",
                      "--out", str(tmp_path / "m.png"))
     assert result.returncode == 1 and "b.png" in result.stderr
-    assert (tmp_path / "m.png").stat().st_size > 10_000
+    with Image.open(tmp_path / "m.png") as image:   # the readable file's maps were still drawn
+        assert coloured_share(image) > 0.02
 
 
 def test_export_onnx_parity_at_two_sizes(mnist_run, tmp_path):
@@ -140,7 +145,14 @@ def test_report_command_rewrites_the_page(mnist_run):
     (mnist_run / "report.html").unlink()
     result = run_nin("report", str(mnist_run))
     assert result.returncode == 0, result.stderr
-    assert "data:image/png;base64," in (mnist_run / "report.html").read_text()
+    page = (mnist_run / "report.html").read_text()
+    card = json.loads((mnist_run / "card.json").read_text())
+    assert f"{card['test_error']:.2f}%" in page
+    pictures = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(pictures) >= 2   # the training curves and the confusion matrix
+    for encoded in pictures:
+        with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
+            assert image.width > 200 and coloured_share(image) > 0.001   # curves and cells are drawn in colour
 
 
 def test_report_of_a_folder_that_is_not_a_run(tmp_path):

@@ -162,3 +162,24 @@ def test_the_localisation_tables_in_the_docs_are_made_from_the_record():
         assert text[text.index(TABLE_BEGIN) + len(TABLE_BEGIN):text.index(TABLE_END)].strip() == markdown_table(results)
     # The issue's bar, on the recorded run: a classifier of >= 95% first, then >= 50% of boxes at IoU >= 0.5.
     assert results["test_accuracy"] >= 95 and results["locators"]["cam"]["all"]["hit_rate"] >= 0.5
+
+
+@pytest.mark.parametrize("corner", [(0, 0), (0, 36), (36, 0), (36, 36)])
+def test_the_true_class_map_peaks_where_the_digit_was_placed(mnist_test, corner):
+    """Real MNIST digits, each put at one corner of a blank 64 x 64 canvas, through the shipped nin-mnist: the
+    true class's map peaks inside the digit's quarter of the map. A map that ignored where the digit is (or one
+    flipped or transposed on the way) fails for three of the four corners."""
+    from nin.inference import load_trained, model_inputs
+
+    trained = load_trained("nin-mnist")
+    digits, labels = mnist_test.images[:8], mnist_test.labels[:8]
+    canvases = torch.zeros(len(digits), 1, 64, 64, dtype=torch.uint8)
+    top, left = corner
+    canvases[:, :, top:top + 28, left:left + 28] = digits
+    maps, _ = class_maps(trained.model, model_inputs(trained, canvases))
+    true_maps = maps[torch.arange(len(labels)), labels]
+    h, w = true_maps.shape[-2:]
+    rows, cols = np.unravel_index(true_maps.flatten(1).argmax(dim=1).numpy(), (h, w))
+    in_row_half = rows < h / 2 if top == 0 else rows >= h / 2
+    in_col_half = cols < w / 2 if left == 0 else cols >= w / 2
+    assert (in_row_half & in_col_half).all(), list(zip(rows.tolist(), cols.tolist()))
