@@ -99,12 +99,9 @@ def test_values_that_do_not_go_together_name_the_settings_file_they_came_from(tm
     assert "settings merged from" not in one_error_line(capsys.readouterr().err)
 
 
-def test_a_reader_that_leaves_early_costs_no_traceback_and_no_work(tmp_path):
+def test_a_reader_that_leaves_early_costs_no_traceback_and_no_work(tmp_path, mnist_dir):
     """`nin eval ... | head -1`: the reader closes the pipe; the command still writes its JSON, quietly."""
-    from nin.provenance import REPO
-
-    mnist = REPO.parent / "shared" / "data" / "mnist"
-    process = subprocess.Popen([sys.executable, "-m", "nin", "eval", "nin-mnist", "--data-dir", str(mnist), "--offline",
+    process = subprocess.Popen([sys.executable, "-m", "nin", "eval", "nin-mnist", "--data-dir", str(mnist_dir), "--offline",
                                 "--json", str(tmp_path / "e.json")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     process.stdout.close()   # gone before the first line: every write to standard output meets a closed pipe
     stderr = process.stderr.read().decode()

@@ -2,6 +2,7 @@
 
     import nin
     model, preprocess = nin.load_pretrained("nin-mnist")   # nin.list_pretrained() names them all
+    seen = nin.explain("nin-cifar10", "photo.jpg", top_k=3)  # class names, probabilities, maps over the photo
 """
 
 __version__ = "0.1.0"
@@ -12,4 +13,7 @@ def __getattr__(name: str):
     if name in ("load_pretrained", "list_pretrained"):
         from nin import pretrained
         return getattr(pretrained, name)
+    if name == "explain":
+        from nin.maps.photo import explain
+        return explain
     raise AttributeError(f"module 'nin' has no attribute {name!r}")

@@ -155,35 +155,60 @@ def cmd_predict(args) -> int:
 
 
 def cmd_maps(args) -> int:
-    import torch
-
-    from nin.inference import load_trained, meta_dataset
-    from nin.maps.explain import explain
-    from nin.maps.figure import render_rows, save_figure
+    from nin.inference import load_trained
+    from nin.maps.figure import save_figure
 
     trained = load_trained(args.checkpoint)
-    failed = []
     if args.images:
-        loaded, failed = _load_images(args.images, trained, args.native_size)
-        if not loaded:
-            raise NinError("none of the images could be read")
-        groups = [([img], [None], [f"{p.name}\n"]) for p, img in loaded] if args.native_size else \
-            [([img for _, img in loaded], [None] * len(loaded), [f"{p.name}\n" for p, _ in loaded])]
+        figure, count, failed = _photo_maps_figure(args, trained)
     else:
-        from nin.data.sources import load_raw_test
-        name = meta_dataset(trained.meta, args.dataset)
-        test = load_raw_test(name, args.data_dir, args.offline)
-        if not 0 < args.samples <= len(test.labels):
-            raise NinError(f"--samples {args.samples}: expected 1 to {len(test.labels)}")
-        index = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(args.seed))[:args.samples]
-        groups = [([test.images[index]], test.labels[index].tolist(), [f"test #{i}\n" for i in index.tolist()])]
-    rows = []
-    for images, labels, titles in groups:
-        rows += explain(trained, torch.cat(images), labels, args.top_k, args.top_fraction, args.boxes,
-                        args.threshold, titles)
-    save_figure(render_rows(rows, trained.class_names, args.top_fraction), args.out)
-    print(f"{len(rows)} images -> {args.out}")
+        figure, count, failed = _test_maps_figure(args, trained), args.samples, []
+    save_figure(figure, args.out)
+    print(f"{count} images -> {args.out}")
     return 1 if failed else 0
+
+
+def _photo_maps_figure(args, trained):
+    """Each image file's top classes, their maps laid over the photo at its own resolution."""
+    from nin.inference import input_size
+    from nin.maps.figure import render_photos
+    from nin.maps.photo import PHOTO_TOP_K, explain_photo
+
+    for flag, used in (("--top-fraction", args.top_fraction is not None), ("--boxes", args.boxes != 1)):
+        if used:
+            raise NinError(f"{flag}: for the grids of test images (no IMAGE); over a photo each map is drawn whole, "
+                           "with the predicted class's box")
+    input_size(trained, args.native_size)   # refused here, once, for models that take one size only
+    photos, failed = [], []
+    for path in args.images:
+        try:
+            photos.append((path.name, explain_photo(trained, path, args.top_k or PHOTO_TOP_K, args.threshold,
+                                                    args.native_size)))
+        except NinError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed.append(path)
+    if not photos:
+        raise NinError("none of the images could be read")
+    return render_photos(photos), len(photos), failed
+
+
+def _test_maps_figure(args, trained):
+    """--samples random test images of the data set, each with its class maps beside it (the paper's Figure 4)."""
+    import torch
+
+    from nin.data.sources import load_raw_test
+    from nin.inference import meta_dataset
+    from nin.maps.explain import explain
+    from nin.maps.figure import render_rows
+
+    name = meta_dataset(trained.meta, args.dataset)
+    test = load_raw_test(name, args.data_dir, args.offline)
+    if not 0 < args.samples <= len(test.labels):
+        raise NinError(f"--samples {args.samples}: expected 1 to {len(test.labels)}")
+    index = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(args.seed))[:args.samples]
+    rows = explain(trained, test.images[index], test.labels[index].tolist(), args.top_k, args.top_fraction,
+                   args.boxes, args.threshold, [f"test #{i}\n" for i in index.tolist()])
+    return render_rows(rows, trained.class_names, args.top_fraction)
 
 
 def cmd_report(args) -> int:
@@ -208,6 +233,29 @@ def cmd_export(args) -> int:
     print(f"wrote {args.onnx} (dynamic batch, height and width; input 'images', output 'logits')")
     if max(diffs) > args.tolerance:
         raise NinError(f"{args.onnx}: the ONNX model differs from PyTorch by {max(diffs):.2e} > {args.tolerance}")
+    return 0
+
+
+def cmd_view(args) -> int:
+    from nin.inference import load_trained, shipped_names
+    from nin.view.server import Viewer, serve
+
+    names = args.model or shipped_names()
+    for name in names:
+        load_trained(name)   # a missing or tampered model is one line now, not an error on the page later
+    viewer = Viewer({str(name): str(name) for name in names}, args.data_dir)
+    shown = "localhost" if args.host == "127.0.0.1" else args.host
+
+    def ready(server):
+        print(f"nin view: http://{shown}:{server.server_address[1]}/ ({len(names)} models; Ctrl-C stops)", flush=True)
+
+    try:
+        serve(viewer, args.host, args.port, ready)
+    except OSError as e:
+        raise NinError(f"--host {args.host} --port {args.port}: cannot listen there ({e.strerror}); choose another "
+                       "--port") from None
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -355,7 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="which random test images")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the data set files")
     p.add_argument("--offline", action="store_true", help="never touch the network")
-    p.add_argument("--top-k", type=int, default=None, help="draw only the k most likely classes' maps (default: all)")
+    p.add_argument("--top-k", type=int, default=None,
+                   help="draw only the k most likely classes' maps (default: all for test images, 3 over photos)")
     p.add_argument("--top-fraction", type=float, default=None,
                    help="show only each map's top fraction of activations (the paper's figure: 0.1)")
     p.add_argument("--boxes", type=int, default=1, help="locate the top this-many predicted classes (default 1)")
@@ -399,6 +448,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="side of the crops the epoch loop is also measured on (a recipe's --small-crop-epochs)")
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
     p.set_defaults(run=cmd_bench)
+
+    p = sub.add_parser("view", help="a page on this machine to see a model's class maps over your photos")
+    p.add_argument("--model", action="append", metavar="NAME_OR_PATH",
+                   help="a shipped model, run folder or weights file to offer (repeatable; default: every shipped one)")
+    p.add_argument("--data-dir", type=Path, action="append", default=[],
+                   help="folder with a data set, to browse random test images (repeatable)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(run=cmd_view)
 
     p = sub.add_parser("localize", help="benchmark: locate translated MNIST digits from the maps (IoU >= 0.5)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the MNIST files")

@@ -116,9 +116,16 @@ def model_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
 
 
 def input_size(trained: Trained, native_size: bool) -> int | None:
-    """The side new images are resized to: the training size, or None (as they are) with `native_size`,
-    except for gcn-zca models, whose whitening is per pixel of the training size."""
-    return None if native_size and trained.meta.get("preprocess") != "gcn-zca" else trained.image_size
+    """The side new images are resized to: the training size, or None (as they are) with `native_size`.
+
+    gcn-zca models refuse `native_size`: their whitening is one matrix over the pixels of the training size."""
+    if not native_size:
+        return trained.image_size
+    if trained.meta.get("preprocess") == "gcn-zca":
+        size = trained.image_size
+        raise NinError(f"--native-size: this model's ZCA whitening was fitted on {size} x {size} images and applies "
+                       f"to that size only; leave --native-size off (images are then resized to {size} x {size})")
+    return None
 
 
 def read_images(paths: list[Path], trained: Trained, native_size: bool = False

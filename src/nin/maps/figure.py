@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.patches import Rectangle
 
 from nin.files import atomic_write_bytes
 from nin.pictures import plt, png_bytes
+
+if TYPE_CHECKING:
+    from nin.maps.photo import PhotoMaps
 
 TRUE_COLOUR, PRED_COLOUR, WRONG_COLOUR = "tab:green", "tab:blue", "tab:red"
 
@@ -56,6 +60,42 @@ def render_rows(rows: list[MapRow], class_names: list[str], top_fraction: float 
     caption = "class confidence maps" + (f", top {100 * top_fraction:.0f}% of each map shown" if top_fraction else "")
     fig.suptitle(f"{caption}; * predicted class, box from its map", fontsize=CAPTION_POINTS + 1)
     fig.tight_layout()
+    return fig
+
+
+OVERLAY_ALPHA = 0.5   # how much of the photo shows through its class map
+
+
+def render_photos(photos: list[tuple[str, "PhotoMaps"]]):
+    """A matplotlib Figure: per photo, the model's input view, then each top class's map laid over the photo at
+    the photo's own resolution, the box from the predicted class's map on the first; how the photo was fitted
+    to the model input is said under each row."""
+    panel = 3.0   # inches: the height of a photo panel
+    widths = [panel * (1 + len(p.classes) * p.photo.shape[1] / p.photo.shape[0]) for _, p in photos]
+    fig = plt.figure(figsize=(max(widths), (panel + 0.9) * len(photos)), layout="constrained")
+    rows = fig.subfigures(len(photos), 1, squeeze=False)[:, 0]
+    for (title, p), sub in zip(photos, rows):
+        aspect = p.photo.shape[1] / p.photo.shape[0]
+        axes = sub.subplots(1, 1 + len(p.classes), width_ratios=[1] + [aspect] * len(p.classes))
+        for ax in axes:
+            ax.set_axis_off()
+        grey = p.photo.ndim == 2
+        size = p.model_input.shape[0]
+        axes[0].imshow(p.model_input, cmap="gray" if grey else None, vmin=0, vmax=255)
+        axes[0].set_title(f"model input\n{size} x {size}", fontsize=CAPTION_POINTS)
+        low, high = float(min(p.maps_at_photo.min(), 0)), float(max(p.maps_at_photo.max(), 1e-6))
+        for k, ax in enumerate(axes[1:]):
+            ax.imshow(p.photo, cmap="gray" if grey else None, vmin=0, vmax=255)
+            ax.imshow(p.maps_at_photo[k], cmap="jet", alpha=OVERLAY_ALPHA, vmin=low, vmax=high)
+            if k == 0:
+                x0, y0, x1, y1 = p.box
+                ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, linewidth=2,
+                                       edgecolor="white"))
+            ax.set_title(f"{'* ' if k == 0 else ''}{p.names[k]} {100 * p.probabilities[k]:.1f}%",
+                         fontsize=CAPTION_POINTS + 2, color=PRED_COLOUR if k == 0 else "black")
+        sub.suptitle(title, fontsize=CAPTION_POINTS + 2)
+        sub.supxlabel(f"{p.fitted}; one colour scale a photo; * predicted class, box from its map",
+                      fontsize=CAPTION_POINTS)
     return fig
 
 

@@ -1,0 +1,1 @@
+"""`nin view`: a local page to see class maps over photos."""
