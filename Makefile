@@ -6,7 +6,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 RUN_OUT ?= runs/fashion-mnist-fast
 RUN_EPOCHS ?= 8
 
-.PHONY: run test venv fashion-mnist browser clean
+.PHONY: run test test-long test-all venv fashion-mnist browser clean
 
 venv: $(BIN)/nin
 
@@ -35,8 +35,16 @@ browser:
 		|| echo "could not install chromium; the report test will fail"; \
 	fi
 
+# The quick suite: every subcommand and module once, in minutes. The long end-to-end tests (marked `long`:
+# CIFAR training, test-set evaluations of the CIFAR models, GPU dry runs, kill and resume, torchrun) are the
+# second tier; `make test-all` runs both, as CI does.
 test: venv browser fashion-mnist
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not long"
+
+test-long: venv browser fashion-mnist
+	$(BIN)/python -m pytest -q -m long
+
+test-all: test test-long
 
 clean:
 	rm -rf $(VENV) runs

@@ -19,6 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from nin.config import RECIPE_DEFAULTS
+from nin.fast import optimize
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.provenance import machine
@@ -51,7 +52,7 @@ def main() -> None:
     keep_freed_memory()   # as nin train does
     torch.manual_seed(0)
     cpu = torch.device("cpu")
-    model = NIN(with_dropout(preset_config("nin-cifar10"), args.dropout)).to(memory_format=torch.channels_last)
+    model = optimize(NIN(with_dropout(preset_config("nin-cifar10"), args.dropout))).to(memory_format=torch.channels_last)
     recipe = RECIPE_DEFAULTS["fast"]
     optimizer = torch.optim.SGD(param_groups(model, "fast", recipe.weight_decay), lr=1e-3, momentum=0.9,
                                 nesterov=True)

@@ -7,11 +7,13 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from nin.data.registry import dataset_info
 from test_inspect import coloured_share
 
 
+@pytest.mark.long
 def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_dir, tmp_path):
     out, cache = tmp_path / "run", tmp_path / "cache"
     # The epoch runs on 24 x 24 crops of the whitened images (--small-crop-epochs, as the CIFAR recipes' first

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import SMALL_MNIST
 
 
+@pytest.mark.long
 def test_torchrun_two_processes_agree_and_evaluation_counts_each_image_once(mnist_small_dir, tmp_path):
     out = tmp_path / "ddp"
     argv = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "nin",

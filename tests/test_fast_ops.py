@@ -1,54 +1,57 @@
 """The CPU fast paths give the numbers of the plain ops: fused conv + ReLU, the bit-mask dropout,
 and the allocator setting that keeps freed memory."""
 
+import copy
 import subprocess
 import sys
 
 import pytest
 import torch
 
-import nin.models.blocks as blocks
-from nin.models.blocks import Dropout, half_dropout_mask
+import nin.fast as fast
+from nin.fast import BitMaskDropout as Dropout, FusedMLPConv, half_dropout_mask, optimize
+from nin.models.blocks import MLPConv
 from nin.models.registry import build_model
 
 
-def _grads(model, x, fuse: bool, amp: bool, monkeypatch):
-    if not fuse:
-        monkeypatch.setattr(blocks, "_can_fuse", lambda conv, x: False)
+def _grads(model, x, amp: bool):
     model.zero_grad()
     x = x.clone().requires_grad_()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
         out = model(x)
     out.float().square().sum().backward()
-    monkeypatch.undo()
     return out.detach(), x.grad, [p.grad.clone() for p in model.parameters()]
 
 
-def _fused_and_plain(images: int, amp: bool, monkeypatch):
-    """nin-cifar10's outputs and gradients for `images` random images, with and without the fused path."""
+def _fused_and_plain(images: int, amp: bool):
+    """nin-cifar10's outputs and gradients for `images` random images: optimized by nin.fast, and the plain
+    torch.nn model of nin.models with the same weights."""
     torch.manual_seed(0)
-    model = build_model("nin-cifar10").to(memory_format=torch.channels_last).eval()
+    plain = build_model("nin-cifar10").to(memory_format=torch.channels_last).eval()
+    optimized = optimize(copy.deepcopy(plain))
+    assert type(optimized.blocks[0]) is FusedMLPConv and type(plain.blocks[0]) is MLPConv
+    assert list(optimized.state_dict()) == list(plain.state_dict())   # the same parameters under the same names
     x = torch.randn(images, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    return _grads(model, x, True, amp, monkeypatch), _grads(model, x, False, amp, monkeypatch)
+    return _grads(optimized, x, amp), _grads(plain, x, amp)
 
 
 @pytest.mark.parametrize("amp", [False, True])
-def test_fused_conv_relu_gives_the_unfused_numbers(amp, monkeypatch):
+def test_the_optimized_model_gives_the_plain_models_numbers(amp):
     # 16 images: from there on PyTorch runs its own convolutions in oneDNN too, on any number of threads.
     # Fewer on one thread (or one image on any), its 1x1 convolutions use another matrix product (test below).
-    fused, plain = _fused_and_plain(16, amp, monkeypatch)
+    fused, plain = _fused_and_plain(16, amp)
     assert torch.equal(fused[0], plain[0])
     assert torch.equal(fused[1], plain[1])
     assert all(torch.equal(a, b) for a, b in zip(fused[2], plain[2]))
 
 
-def test_fused_conv_relu_on_one_image_and_one_thread_differs_by_rounding_only(monkeypatch):
+def test_fused_conv_relu_on_one_image_and_one_thread_differs_by_rounding_only():
     """One image on one thread: PyTorch's unfused 1x1 convolutions leave oneDNN, the fused ones do not, so
     the sums are added in another order (seen: 7e-9 apart in the class scores), nothing more."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        fused, plain = _fused_and_plain(1, False, monkeypatch)
+        fused, plain = _fused_and_plain(1, False)
     finally:
         torch.set_num_threads(threads)
     for a, b in zip((fused[0], fused[1], *fused[2]), (plain[0], plain[1], *plain[2])):
@@ -58,9 +61,9 @@ def test_fused_conv_relu_on_one_image_and_one_thread_differs_by_rounding_only(mo
 def test_fused_path_is_taken_on_the_cpu_and_not_under_hooks():
     conv = torch.nn.Conv2d(3, 8, 3, padding=1)
     x = torch.randn(1, 3, 8, 8)
-    assert blocks._can_fuse(conv, x) == torch.backends.mkldnn.is_available()
+    assert fast._can_fuse(conv, x) == torch.backends.mkldnn.is_available()
     handle = conv.register_forward_hook(lambda *_: None)
-    assert not blocks._can_fuse(conv, x)
+    assert not fast._can_fuse(conv, x)
     handle.remove()
 
 
@@ -92,7 +95,7 @@ def test_dropout_trains_like_inverted_dropout_and_is_identity_in_eval():
 
 
 def test_a_quarter_dropout_uses_a_bit_mask_with_the_same_statistics():
-    from nin.models.blocks import dyadic_dropout_mask
+    from nin.fast import dyadic_dropout_mask
 
     torch.manual_seed(3)
     like = torch.empty(64, 96, 16, 16).contiguous(memory_format=torch.channels_last)

@@ -9,6 +9,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from nin.provenance import REPO
 
 
@@ -29,6 +31,7 @@ def run_script(script: str, work: Path, **env) -> subprocess.CompletedProcess:
                           env=env)
 
 
+@pytest.mark.long
 def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
     """gpu_check.sh: setup, data, train, table."""
     result = dry_run("gpu_check.sh", tmp_path)
@@ -47,6 +50,7 @@ def test_gpu_check_dry_run_completes_on_the_cpu(tmp_path):
     assert float(epochs[-1][3]) == card["test_accuracy"]
 
 
+@pytest.mark.long
 def test_gpu_paper_rows_dry_run_records_the_three_rows(tmp_path):
     """gpu_paper_rows.sh: both packs, the three paper-recipe rows at once, one record of them in $OUT."""
     # A call of 360 s: the rows train until 100 s before its end, from the script's start.

@@ -66,3 +66,9 @@ def test_inference_loads_no_training_code():
     code = "import sys, nin.inference; print(sorted(m for m in sys.modules if m.startswith('nin.train')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
+
+
+def test_the_models_are_plain_torch_nn():
+    """The architecture in nin.models uses public torch.nn only; the CPU kernels live in nin.fast (opt-in)."""
+    for path in (PACKAGE / "models").glob("*.py"):
+        assert "torch.ops" not in path.read_text(), path

@@ -42,6 +42,7 @@ def checkpoint_stamp(run_dir: Path):
     return stat.st_ino, stat.st_mtime_ns
 
 
+@pytest.mark.long
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_small_dir, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     whole = tmp_path / "whole"
@@ -87,6 +88,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(mnist_small_d
     assert list(split.glob(".*.tmp")) == []
 
 
+@pytest.mark.long
 def test_sigint_saves_a_mid_epoch_checkpoint_and_resume_finishes_identically(mnist_small_dir, tmp_path):
     # data.json is written once the data and model are ready, just before the first step. 4,800 images: about 4 s
     # an epoch on the AVX-512 Xeon kind (12,800 took about 10 s), longer elsewhere, so a signal 1.5 s in lands mid-epoch.

@@ -97,7 +97,12 @@ def test_evaluations(request):
     return evaluation
 
 
-@pytest.mark.parametrize("name", sorted(CARDS))
+def _long_for_cifar(names):
+    """The CIFAR models' test sets take a minute each on the slowest CPU: those belong to the long tier."""
+    return [pytest.param(n, marks=pytest.mark.long) if CARDS[n]["dataset"].startswith("cifar") else n for n in names]
+
+
+@pytest.mark.parametrize("name", _long_for_cifar(sorted(CARDS)))
 def test_each_shipped_model_gives_the_error_on_its_card(name, test_evaluations):
     # Single view, as the card's test_error. With the card's precision, another CPU's rounding moves a few
     # near-ties (the CI's moved 10 CIFAR-100 predictions in bf16): up to 3 images (0.01% each). A CPU without
@@ -107,7 +112,7 @@ def test_each_shipped_model_gives_the_error_on_its_card(name, test_evaluations):
     assert abs(error - card["test_error"]) <= _tolerance(card), (error, card["test_error"])
 
 
-@pytest.mark.parametrize("name", sorted(n for n, card in CARDS.items() if card.get("test_flip")))
+@pytest.mark.parametrize("name", _long_for_cifar(sorted(n for n, card in CARDS.items() if card.get("test_flip"))))
 def test_each_shipped_model_gives_the_flip_error_on_its_card(name, test_evaluations):
     card = CARDS[name]
     error = test_evaluations(name, flip=True).result.error

@@ -265,16 +265,17 @@ def test_test_flip_is_kept_with_the_weights_and_used_by_eval(tmp_path, fashion_s
         "--train-subset", "2048", "--epochs", "1", "--test-flip", "--out", str(out), "--no-progress", "--no-report")
     card = json.loads((out / "card.json").read_text())
     assert card["test_flip"] is True
-    nin("eval", str(out), "--data-dir", str(fashion_small_dir), "--offline", "--precision", "fp32",
+    nin("eval", str(out), "--data-dir", str(fashion_small_dir), "--offline", "--precision", "fp32", "--test-flip",
         "--json", str(tmp_path / "as-trained.json"))
     as_trained = json.loads((tmp_path / "as-trained.json").read_text())
-    assert as_trained["test_flip"] is True and as_trained["test_error"] == pytest.approx(card["test_error"], abs=0.5)
+    assert as_trained["test_flip"] is True and as_trained["test_error"] == pytest.approx(card["test_error_flip"], abs=0.5)
     # The two views by hand: the mean of the logits of each test image and of its mirror.
     from nin.data.batches import normalize
     from nin.data.sources import load_raw_test
     from nin.inference import load_trained
 
     trained = load_trained(out)
+    assert trained.test_flip   # the weights remember it: `nin predict` averages with the mirror image
     test = load_raw_test("fashion-mnist", fashion_small_dir, offline=True)
     x = normalize(test.images, torch.tensor(trained.meta["mean"]), torch.tensor(trained.meta["std"]))
     with torch.no_grad():   # in batches: all the test images in one forward pass take gigabytes and longer

@@ -19,6 +19,7 @@ from nin.config import RECIPE_DEFAULTS
 from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.registry import MEASURED_WHEN_LOADED, dataset_info
+from nin.fast import optimize
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.models.summary import forward_macs
@@ -114,7 +115,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     device = resolve_device(cfg.device)
     torch.manual_seed(0)
     config = preset_config(cfg.preset)
-    model = NIN(config if cfg.dropout is None else with_dropout(config, cfg.dropout))
+    model = optimize(NIN(config if cfg.dropout is None else with_dropout(config, cfg.dropout)))
     c, size = model.config.in_channels, model.config.input_size
     macs = forward_macs(model, (c, size, size))
     bf16 = use_bf16(device, "auto")

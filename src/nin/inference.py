@@ -16,6 +16,7 @@ from nin.data import preprocess
 from nin.data.batches import normalize
 from nin.data.registry import dataset_info
 from nin.errors import NinError
+from nin.fast import optimize
 from nin.models.nin import NIN, ModelConfig
 from nin.files import PREPROCESS_PREFIX, load_weights
 from nin.rundir import WEIGHTS_FILE
@@ -88,7 +89,7 @@ def load_trained(path: Path | str) -> Trained:
     state = {k: v for k, v in tensors.items() if not k.startswith(PREPROCESS_PREFIX)}
     extra = {k[len(PREPROCESS_PREFIX):]: v for k, v in tensors.items() if k.startswith(PREPROCESS_PREFIX)}
     try:
-        model = NIN(ModelConfig.from_dict(meta["model_config"]))
+        model = optimize(NIN(ModelConfig.from_dict(meta["model_config"])))
         model.load_state_dict(state)
         zca = None
         if meta.get("preprocess") == "gcn-zca":

@@ -22,6 +22,7 @@ from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.registry import dataset_info
 from nin.data.sources import load_dataset
 from nin.errors import NinError
+from nin.fast import optimize
 from nin.inference import load_trained
 from nin.localization.boxes import centred_box, gradient_saliency, iou
 from nin.localization.canvas import Canvases, make_canvases
@@ -61,7 +62,7 @@ def starting_model(cfg: LocalizeConfig, sample: torch.Tensor, device: torch.devi
     """(nin-mnist to train, its input standardisation): fresh with LSUV, or the weights named."""
     info = dataset_info("mnist")
     if cfg.init_weights is None:
-        model = build_model("nin-mnist").to(device, memory_format=torch.channels_last)
+        model = optimize(build_model("nin-mnist")).to(device, memory_format=torch.channels_last)
         prepare = make_prepare(info.mean, info.std, device, channels_last=True)
         initialize_(model, "lsuv", sample=prepare(sample.to(device)))
         return model, prepare

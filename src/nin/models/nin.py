@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from nin.models.blocks import Dropout, FCHead, MLPConv
+from nin.models.blocks import FCHead, MLPConv
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,8 @@ class NIN(nn.Module):
             for i, spec in enumerate(config.blocks)
         )
         self.pools = nn.ModuleList(_pool_layer(spec.pool, spec.pool_size) for spec in config.blocks)
-        self.dropouts = nn.ModuleList(Dropout(spec.dropout) if spec.dropout else nn.Identity() for spec in config.blocks)
+        self.dropouts = nn.ModuleList(nn.Dropout(spec.dropout) if spec.dropout else nn.Identity()
+                                      for spec in config.blocks)
         self.head = None
         if config.head == "fc":
             features = widths[-1] * config.feature_size() ** 2
