@@ -18,15 +18,15 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from nin.config import RECIPE_DEFAULTS
 from nin.fast import optimize
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.provenance import machine
+from nin.recipe import FAST
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, use_bf16
 from nin.train.loop import StepOptions, training_step
-from nin.train.recipes import param_groups
+from nin.train.recipes import make_optimizer
 
 
 def copy_gb_per_s(repeats: int = 10) -> float:
@@ -53,13 +53,11 @@ def main() -> None:
     torch.manual_seed(0)
     cpu = torch.device("cpu")
     model = optimize(NIN(with_dropout(preset_config("nin-cifar10"), args.dropout))).to(memory_format=torch.channels_last)
-    recipe = RECIPE_DEFAULTS["fast"]
-    optimizer = torch.optim.SGD(param_groups(model, "fast", recipe.weight_decay), lr=1e-3, momentum=0.9,
-                                nesterov=True)
+    optimizer = make_optimizer(model, FAST, lr=1e-3)
     x = torch.randn(128, 3, args.size, args.size).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (128,))
     # The loop's own step with the recipe's options; the batch is already prepared, so prepare is the identity.
-    options = StepOptions.for_recipe("fast", lambda images: images, autocast(cpu, use_bf16(cpu, "auto")), cpu)
+    options = StepOptions.for_recipe(FAST, lambda images: images, autocast(cpu, use_bf16(cpu, "auto")), cpu)
 
     def step():
         training_step(model, optimizer, x, y, options)

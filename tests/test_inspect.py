@@ -1,4 +1,5 @@
-"""Predict, maps, report and export on a model trained on the real MNIST (the session's `mnist_run`)."""
+"""Predict, maps, report and export on the real MNIST: the shipped nin-mnist where the answer must be right, the
+session's short `mnist_run` where a run folder is what is tested."""
 
 import base64
 import io
@@ -28,13 +29,13 @@ def run_nin(*args, env=None):
                           env={**os.environ, **(env or {})})
 
 
-def test_predict_other_size_png_grey_jpeg_and_corrupt_file(mnist_run, mnist_test, tmp_path):
+def test_predict_other_size_png_grey_jpeg_and_corrupt_file(mnist_test, tmp_path):
     seven, two = mnist_test.images[0, 0].numpy(), mnist_test.images[1, 0].numpy()
     assert mnist_test.labels[:2].tolist() == [7, 2]
     Image.fromarray(seven).resize((61, 45), Image.Resampling.BILINEAR).convert("RGB").save(tmp_path / "seven.png")
     Image.fromarray(two).save(tmp_path / "two.jpg", quality=95)     # mode L: a grey JPEG
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(200))
-    result = run_nin("predict", str(mnist_run), str(tmp_path / "seven.png"), str(tmp_path / "broken.png"),
+    result = run_nin("predict", "nin-mnist", str(tmp_path / "seven.png"), str(tmp_path / "broken.png"),
                      str(tmp_path / "two.jpg"), "--top-k", "3", "--json", str(tmp_path / "p.json"))
     assert result.returncode == 1, result.stderr          # one file failed
     errors = result.stderr.strip().splitlines()

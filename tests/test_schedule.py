@@ -59,3 +59,28 @@ def test_fixed_drops_replace_the_plateau_rule():
     assert lr_schedule(cfg, 10, flat)(0) == pytest.approx(cfg.lr)
     assert lr_schedule(cfg, 10, [50.0] * 10)(0) == pytest.approx(cfg.lr / 10)   # the 11th epoch: after one drop
     assert lr_schedule(cfg, 10, [50.0] * 20)(0) == pytest.approx(cfg.lr / 100)
+
+
+def test_the_recipes_are_values_that_a_config_starts_from():
+    from nin.config import RECIPE_FIELDS
+    from nin.recipe import FAST, PAPER, RECIPES, markdown_table
+    from nin.provenance import REPO
+
+    assert RECIPES == {"paper": PAPER, "fast": FAST}
+    for recipe in RECIPES.values():
+        cfg = TrainConfig(dataset="mnist", recipe=recipe.name).resolved()
+        assert {name: getattr(cfg, name) for name in RECIPE_FIELDS} == {name: getattr(recipe, name) for name in RECIPE_FIELDS}
+    # a flag overrides one field and leaves the others the recipe's
+    cfg = TrainConfig(dataset="mnist", recipe="paper", momentum=0.5).resolved()
+    assert (cfg.momentum, cfg.weight_decay, cfg.lr) == (0.5, PAPER.weight_decay, PAPER.lr)
+    assert markdown_table() in (REPO / "docs" / "recipes.md").read_text()
+
+
+def test_no_code_branches_on_a_recipes_name():
+    """Only nin.recipe.RECIPES picks a recipe by name; the code reads its fields."""
+    import re
+
+    from nin.provenance import REPO
+
+    for path in (REPO / "src" / "nin").rglob("*.py"):
+        assert not re.search(r"recipe\s*[!=]=\s*[\"']", path.read_text()), path

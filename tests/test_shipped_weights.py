@@ -30,6 +30,11 @@ DATA_FIXTURES = {"mnist": "mnist_dir", "fashion-mnist": "fashion_dir", "cifar10"
 PEAK_FLAGS = Path(__file__).parent / "data"
 
 
+def _long_for_cifar(names):
+    """The CIFAR models' test sets take a minute each on the slowest CPU: those belong to the long tier."""
+    return [pytest.param(n, marks=pytest.mark.long) if CARDS[n]["dataset"].startswith("cifar") else n for n in names]
+
+
 def test_the_readme_table_of_shipped_models_is_made_from_their_cards():
     readme = (REPO / "README.md").read_text()
     block = readme[readme.index(PRETRAINED_BEGIN) + len(PRETRAINED_BEGIN):readme.index(PRETRAINED_END)]
@@ -97,11 +102,6 @@ def test_evaluations(request):
     return evaluation
 
 
-def _long_for_cifar(names):
-    """The CIFAR models' test sets take a minute each on the slowest CPU: those belong to the long tier."""
-    return [pytest.param(n, marks=pytest.mark.long) if CARDS[n]["dataset"].startswith("cifar") else n for n in names]
-
-
 @pytest.mark.parametrize("name", _long_for_cifar(sorted(CARDS)))
 def test_each_shipped_model_gives_the_error_on_its_card(name, test_evaluations):
     # Single view, as the card's test_error. With the card's precision, another CPU's rounding moves a few
@@ -145,7 +145,7 @@ def test_true_class_map_is_strongest_for_correctly_classified_test_images(mnist_
     assert quoted in " ".join((REPO / "docs" / "maps.md").read_text().split()), quoted
 
 
-@pytest.mark.parametrize("name", sorted(n for n, card in CARDS.items() if "true_class_peak" in card))
+@pytest.mark.parametrize("name", _long_for_cifar(sorted(n for n, card in CARDS.items() if "true_class_peak" in card)))
 def test_the_true_class_peak_on_the_card_is_measured_and_in_the_docs(name, request):
     """The card's counts are the sums of the per-image flags tools/ship_weights.py kept; the flags of the
     first 1,000 test images are recomputed here (the whole set is a minute of fp32 maps per model)."""

@@ -15,7 +15,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from nin.config import RECIPE_DEFAULTS
 from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.registry import MEASURED_WHEN_LOADED, dataset_info
@@ -24,10 +23,11 @@ from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.models.summary import forward_macs
 from nin.provenance import commit, machine, peak_memory_bytes, short_commit
+from nin.recipe import FAST
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import StepOptions, train_one_epoch
-from nin.train.recipes import param_groups
+from nin.train.recipes import make_optimizer
 
 
 def plain_model(model: NIN) -> nn.Sequential:
@@ -133,9 +133,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     y = torch.randint(0, model.config.num_classes, (cfg.batch_size,), device=device)
     x_fast = x.contiguous(memory_format=torch.channels_last)
     amp, no_amp = autocast(device, bf16), autocast(device, False)
-    recipe = RECIPE_DEFAULTS["fast"]
-    fast_opt = torch.optim.SGD(param_groups(fast, "fast", recipe.weight_decay), lr=1e-3, momentum=0.9, nesterov=True)
-    plain_opt = torch.optim.SGD(plain.parameters(), lr=1e-3, momentum=0.9, weight_decay=recipe.weight_decay)
+    fast_opt = make_optimizer(fast, FAST, lr=1e-3)
+    plain_opt = torch.optim.SGD(plain.parameters(), lr=1e-3, momentum=FAST.momentum, weight_decay=FAST.weight_decay)
     fast.train(), plain.train()
     train = _best_seconds({"fast": _train_step(fast, fast_opt, x_fast, y, amp),
                            "plain": _train_step(plain, plain_opt, x, y, no_amp)}, cfg.rounds, cfg.steps)
@@ -155,9 +154,9 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     prepare = make_prepare((0.5,) * c if measured else info.mean, (0.25,) * c if measured else info.std, device,
                            channels_last=True)
     # The fast recipe's step as `nin train` runs it: augmentation, label smoothing, gradient clipping.
-    step = StepOptions.for_recipe("fast", prepare, amp, device, make_augment(info.augment_shift, info.augment_flip))
+    step = StepOptions.for_recipe(FAST, prepare, amp, device, make_augment(info.augment_shift, info.augment_flip))
     # The same loop on the smaller random crops of a recipe's first --small-crop-epochs.
-    small = StepOptions.for_recipe("fast", prepare, amp, device,
+    small = StepOptions.for_recipe(FAST, prepare, amp, device,
                                    make_augment(0, info.augment_flip, crop=cfg.small_crop_size))
     fast.train()
     best_epoch = {"full": float("inf"), "small": float("inf")}

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from nin.data.registry import DATASETS, PREPROCESSINGS, VAL_SPLITS
 from nin.errors import NinError
+from nin.recipe import RECIPES
 
-RECIPES = ("paper", "fast")
 # TrainConfig fields that say where things are or how progress is shown, not what is computed.
 LOCATION_FIELDS = ("out", "data_dir", "offline", "cache_dir", "progress")
 INITS = ("normal", "lsuv")
@@ -20,28 +20,10 @@ RESUMABLE_FIELDS = ("epochs", "time_budget_minutes", "checkpoint_every", *LOCATI
 PRECISIONS = ("auto", "bf16", "fp32")
 
 
-@dataclass
-class RecipeDefaults:
-    lr: float
-    weight_decay: float
-    epochs: int
-    label_smoothing: float
-    clip_grad_norm: float          # 0: no clipping
-    init: str                      # "normal" (authors' N(0, 0.05)) or "lsuv" (see train/recipes.py)
-
-
-# What each recipe does is documented in docs/recipes.md and train/recipes.py.
-RECIPE_DEFAULTS = {
-    # Authors' files: momentum 0.9, weight decay 1e-5 (cuda-convnet), N(0, 0.05) weights.
-    # `epochs` is only a cap: the plateau rule ends the run.
-    "paper": RecipeDefaults(lr=0.1, weight_decay=1e-5, epochs=200, label_smoothing=0.0, clip_grad_norm=0.0,
-                            init="normal"),
-    "fast": RecipeDefaults(lr=0.2, weight_decay=5e-4, epochs=8, label_smoothing=0.1, clip_grad_norm=1.0,
-                           init="lsuv"),
-}
-
-
 DATASET_NAMES = tuple(DATASETS)
+# TrainConfig fields that default to the chosen recipe's value (nin.recipe.Recipe has each)
+RECIPE_FIELDS = ("lr", "momentum", "weight_decay", "label_smoothing", "clip_grad_norm", "init", "warmup_epochs",
+                 "patience", "min_delta", "epochs")
 
 
 def _preset_names() -> tuple[str, ...]:
@@ -66,20 +48,26 @@ class TrainConfig:
     dataset: str = _field("fashion-mnist", "data set", choices=DATASET_NAMES)
     preset: str | None = _field(None, "model preset (see `nin summary --help`; default: the paper's model for the "
                                 "data set)", choices=_preset_names)
-    recipe: str = _field("fast", "training recipe (see docs, Training recipes)", choices=RECIPES)
+    recipe: str = _field("fast", "training recipe (see docs, Training recipes); the flags below that say "
+                         "'default: the recipe's' override one of its fields", choices=tuple(RECIPES))
     epochs: int | None = _field(None, "epochs (paper recipe: the most; the plateau rule may stop it earlier)",
                                 minimum=1)
     batch_size: int = _field(128, "mini-batch size", minimum=1)
-    lr: float | None = _field(None, "learning rate (fast recipe: the peak)", above=0)
-    momentum: float = _field(0.9, "SGD momentum", minimum=0, below=1)
-    weight_decay: float | None = _field(None, "L2 weight decay (not on biases)", minimum=0)
-    label_smoothing: float | None = _field(None, "label smoothing of the cross-entropy", minimum=0, below=1)
-    clip_grad_norm: float | None = _field(None, "clip the gradients' global L2 norm to this; 0: off", minimum=0)
-    init: str | None = _field(None, "normal (authors' N(0, 0.05)) or lsuv (data-dependent; see docs)",
-                              choices=INITS)
-    warmup_epochs: float = _field(1.0, "linear learning-rate warm-up, in epochs", minimum=0)
-    patience: int = _field(3, "paper recipe: epochs without improvement that make a plateau", minimum=1)
-    min_delta: float = _field(0.05, "paper recipe: accuracy gain (points) that counts as improvement", minimum=0)
+    lr: float | None = _field(None, "learning rate (fast recipe: the peak; default: the recipe's)", above=0)
+    momentum: float | None = _field(None, "SGD momentum (default: the recipe's)", minimum=0, below=1)
+    weight_decay: float | None = _field(None, "L2 weight decay, not on biases (default: the recipe's)", minimum=0)
+    label_smoothing: float | None = _field(None, "label smoothing of the cross-entropy (default: the recipe's)",
+                                           minimum=0, below=1)
+    clip_grad_norm: float | None = _field(None, "clip the gradients' global L2 norm to this; 0: off (default: the "
+                                          "recipe's)", minimum=0)
+    init: str | None = _field(None, "normal (authors' N(0, 0.05)) or lsuv (data-dependent; see docs; default: the "
+                              "recipe's)", choices=INITS)
+    warmup_epochs: float | None = _field(None, "linear learning-rate warm-up, in epochs (default: the recipe's)",
+                                         minimum=0)
+    patience: int | None = _field(None, "paper recipe: epochs without improvement that make a plateau (default: "
+                                  "the recipe's)", minimum=1)
+    min_delta: float | None = _field(None, "paper recipe: accuracy gain (points) that counts as improvement "
+                                     "(default: the recipe's)", minimum=0)
     lr_drop_epochs: list[int] | None = _field(None, "paper recipe: divide the learning rate by 10 after these epochs "
                                               "(comma-separated, e.g. 200,230: the authors' CIFAR-10 schedule) "
                                               "instead of at training-accuracy plateaus; --epochs then ends the run",
@@ -135,25 +123,17 @@ class TrainConfig:
                            "leave it off")
         if self.cutout and not self.augment:
             raise NinError("--cutout: needs --augment (it is one more augmentation of the training images)")
-        if self.lr_drop_epochs and self.recipe != "paper":
+        recipe = RECIPES[self.recipe]
+        if self.lr_drop_epochs and recipe.schedule != "plateau":
             raise NinError("--lr-drop-epochs: the fast recipe anneals by cosine; use it with --recipe paper")
-        if self.anneal_by_time and (self.recipe != "fast" or not self.time_budget_minutes):
+        if self.anneal_by_time and (recipe.schedule != "cosine" or not self.time_budget_minutes):
             raise NinError("--anneal-by-time: needs --recipe fast and --time-budget-minutes (the minutes the "
                            "learning rate anneals over)")
-        defaults = RECIPE_DEFAULTS[self.recipe]
         preset = self.preset or DATASETS[self.dataset].default_preset
-        cfg = dataclasses.replace(
-            self,
-            preset=preset,
-            lr=defaults.lr if self.lr is None else self.lr,
-            weight_decay=defaults.weight_decay if self.weight_decay is None else self.weight_decay,
-            epochs=defaults.epochs if self.epochs is None else self.epochs,
-            label_smoothing=defaults.label_smoothing if self.label_smoothing is None else self.label_smoothing,
-            clip_grad_norm=defaults.clip_grad_norm if self.clip_grad_norm is None else self.clip_grad_norm,
-            init=defaults.init if self.init is None else self.init,
-            out=self.out or f"runs/{self.dataset}-{preset}-{self.recipe}",
-        )
-        return cfg
+        # every field left unset takes the recipe's value
+        from_recipe = {name: getattr(recipe, name) for name in RECIPE_FIELDS if getattr(self, name) is None}
+        return dataclasses.replace(self, preset=preset, out=self.out or f"runs/{self.dataset}-{preset}-{self.recipe}",
+                                   **from_recipe)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

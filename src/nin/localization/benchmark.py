@@ -17,7 +17,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nin.config import RECIPE_DEFAULTS
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.registry import dataset_info
 from nin.data.sources import load_dataset
@@ -30,9 +29,10 @@ from nin.maps.confidence import class_maps, upsample
 from nin.maps.locate import box_from_heatmap
 from nin.models.registry import build_model
 from nin.provenance import commit, machine
+from nin.recipe import FAST
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.loop import StepOptions, train_one_epoch
-from nin.train.recipes import initialize_, param_groups
+from nin.train.recipes import initialize_, make_optimizer
 from nin.train.schedule import one_cycle_lr
 
 IOU_HIT = 0.5
@@ -81,10 +81,8 @@ def train_on_canvases(cfg: LocalizeConfig, train: Canvases, device: torch.device
     torch.manual_seed(cfg.seed)
     images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels)
     model, prepare = starting_model(cfg, images[:256], device)
-    recipe = RECIPE_DEFAULTS["fast"]
-    optimizer = torch.optim.SGD(param_groups(model, "fast", recipe.weight_decay), lr=cfg.lr, momentum=0.9,
-                                nesterov=True)
-    step = StepOptions.for_recipe("fast", prepare, autocast(device, use_bf16(device, "auto")), device)
+    optimizer = make_optimizer(model, FAST, cfg.lr)
+    step = StepOptions.for_recipe(FAST, prepare, autocast(device, use_bf16(device, "auto")), device)
     steps = len(labels) // cfg.batch_size
     total = cfg.epochs * steps
     for epoch in range(cfg.epochs):

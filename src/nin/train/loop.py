@@ -12,7 +12,7 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from nin.config import RECIPE_DEFAULTS
+from nin.recipe import Recipe
 from nin.errors import NinError
 from nin.train.recipes import set_lr
 
@@ -66,10 +66,9 @@ class StepOptions:
     after_step: Callable[[], None] | None = None   # after each optimizer step (the weights' moving average)
 
     @classmethod
-    def for_recipe(cls, recipe: str, prepare: Prepare, autocast, device: torch.device, augment=None) -> StepOptions:
-        """The step of a recipe as RECIPE_DEFAULTS sets it (what the benchmarks measure)."""
-        defaults = RECIPE_DEFAULTS[recipe]
-        return cls(prepare, autocast, device, augment, defaults.label_smoothing, defaults.clip_grad_norm)
+    def for_recipe(cls, recipe: Recipe, prepare: Prepare, autocast, device: torch.device, augment=None) -> StepOptions:
+        """The step of a recipe as nin.recipe sets it (what the benchmarks measure)."""
+        return cls(prepare, autocast, device, augment, recipe.label_smoothing, recipe.clip_grad_norm)
 
 
 @dataclass

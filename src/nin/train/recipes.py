@@ -1,4 +1,4 @@
-"""What the two recipes do to the model: initialisation and per-parameter learning rates."""
+"""What a recipe (nin.recipe) does to the model: initialisation, per-parameter learning rates, the optimizer."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import torch
 from torch import nn
 
 from nin.models.nin import NIN
+from nin.recipe import Recipe
 
 # Authors' layer files: weights N(0, 0.05), biases zero.
 PAPER_INIT_STD = 0.05
-# Authors' parameter files: biases learn at 2x the LR, the last 1x1 (class-map) layer at 0.1x.
-PAPER_BIAS_LR_SCALE = 2.0
-PAPER_CLASS_MAP_LR_SCALE = 0.1
 
 
 def init_normal_(model: NIN) -> None:
@@ -77,22 +75,26 @@ def initialize_(model: NIN, init: str, sample: torch.Tensor) -> None:
         init_lsuv_(model, sample)
 
 
-def param_groups(model: NIN, recipe: str, weight_decay: float) -> list[dict]:
+def param_groups(model: NIN, recipe: Recipe, weight_decay: float) -> list[dict]:
     """SGD parameter groups; each carries `lr_scale`, its learning rate relative to the schedule's.
 
-    Biases never get weight decay. The paper recipe also scales biases' and the
-    class-map layer's learning rates as the authors' files do.
+    Biases never get weight decay; their rate and the class-map layer's are scaled as the recipe says.
     """
     class_map = {id(p) for p in model.output_layer.parameters()}
     groups: dict[tuple[float, float], list[torch.Tensor]] = {}
     for name, p in model.named_parameters():
         is_bias = name.endswith("bias")
-        scale = 1.0
-        if recipe == "paper":
-            scale = (PAPER_BIAS_LR_SCALE if is_bias else 1.0) * (PAPER_CLASS_MAP_LR_SCALE if id(p) in class_map else 1.0)
+        scale = (recipe.bias_lr_scale if is_bias else 1.0) * (recipe.class_map_lr_scale if id(p) in class_map else 1.0)
         key = (scale, 0.0 if is_bias else weight_decay)
         groups.setdefault(key, []).append(p)
     return [{"params": ps, "lr_scale": scale, "weight_decay": wd} for (scale, wd), ps in groups.items()]
+
+
+def make_optimizer(model: NIN, recipe: Recipe, lr: float, weight_decay: float | None = None,
+                   momentum: float | None = None) -> torch.optim.SGD:
+    """SGD as the recipe has it (momentum, Nesterov, the groups above); weight decay and momentum may be overridden."""
+    return torch.optim.SGD(param_groups(model, recipe, recipe.weight_decay if weight_decay is None else weight_decay),
+                           lr=lr, momentum=recipe.momentum if momentum is None else momentum, nesterov=recipe.nesterov)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

@@ -29,13 +29,14 @@ from nin.files import PREPROCESS_PREFIX, atomic_write_json, load_checkpoint, sav
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.provenance import commit, machine, peak_memory_bytes
+from nin.recipe import RECIPES
 from nin.rundir import (CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, METRICS_FILE, WEIGHTS_FILE, claim,
                         write_metrics)
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.distributed import Ranks
 from nin.train.loop import EpochProgress, StepOptions, train_one_epoch
-from nin.train.recipes import initialize_, param_groups
+from nin.train.recipes import initialize_, make_optimizer
 from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, step_lr, time_cycle_lr,
                                 warmup_factor)
 
@@ -56,7 +57,7 @@ def lr_schedule(cfg: TrainConfig, steps_per_epoch: int, train_accuracies: list[f
 
     `train_accuracies`: one per finished epoch. `time_fraction()`: the share of the time budget used so far (read by --anneal-by-time only)."""
     warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
-    if cfg.recipe == "fast":
+    if RECIPES[cfg.recipe].schedule == "cosine":
         total = cfg.epochs * steps_per_epoch
         # Short runs still get most of their steps after the warm-up.
         warmup_steps = min(warmup_steps, total // 4)
@@ -252,8 +253,7 @@ def build_trainer(cfg: TrainConfig, ranks: Ranks) -> Trainer:
     # channels-last lets oneDNN / cuDNN run the convolutions without layout changes.
     model.to(device, memory_format=torch.channels_last)
     initialize_(model, cfg.init, sample=prepare(train.images[:INIT_SAMPLE].to(device)))
-    optimizer = torch.optim.SGD(param_groups(model, cfg.recipe, cfg.weight_decay), lr=cfg.lr,
-                                momentum=cfg.momentum, nesterov=cfg.recipe == "fast")
+    optimizer = make_optimizer(model, RECIPES[cfg.recipe], cfg.lr, cfg.weight_decay, cfg.momentum)
     # Compiled or not, it shares the parameters of `model`, which is what gets saved.
     forward_model = torch.compile(model) if cfg.compile else model
     train_model = forward_model
@@ -353,7 +353,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     result, budget_hit = None, False
     for epoch in range(state.epochs_done, cfg.epochs):
         train_accuracies = [row["train_accuracy"] for row in state.history]
-        plateau_rule = cfg.recipe == "paper" and not cfg.lr_drop_epochs
+        plateau_rule = RECIPES[cfg.recipe].schedule == "plateau" and not cfg.lr_drop_epochs
         if plateau_rule and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta)):
             log(f"training accuracy stopped improving a third time: stopping after epoch {epoch}")
             break
