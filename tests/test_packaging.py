@@ -1,5 +1,6 @@
 """What a user gets from `pip install`: the wheel carries the weights and configs, the Python API, torch.hub."""
 
+import json
 import subprocess
 import sys
 
@@ -36,6 +37,21 @@ def test_load_pretrained_gives_the_model_and_its_preprocessing(digits):
         preprocess(torch.zeros(1, 3, 28, 28, dtype=torch.uint8))
 
 
+def test_weights_carry_their_card_class_names_and_preprocessing(digits):
+    """torchvision's shape: a weights entry with meta (the card, class names as "categories") and transforms()."""
+    images, labels = digits
+    weights = nin.get_weights("nin-fashion-mnist")
+    card = json.loads((REPO / "src" / "nin" / "weights" / "nin-fashion-mnist.json").read_text())
+    assert weights.meta["categories"][:2] == ["T-shirt/top", "Trouser"] and weights.preset == "nin-mnist"
+    assert (weights.meta["test_error"], weights.meta["commit"]) == (card["test_error"], card["commit"])
+    mnist = nin.get_weights("nin-mnist")
+    model = nin.models.nin_mnist(weights=mnist)
+    with torch.no_grad():
+        predicted = model(mnist.transforms()(images)).argmax(1)
+    assert (predicted == labels).float().mean() >= 0.9
+    assert [mnist.meta["categories"][i] for i in labels] == [str(int(label)) for label in labels]
+
+
 def test_model_builders_take_shipped_weights_of_their_own_architecture():
     untrained = nin.models.nin_mnist()
     trained = nin.models.nin_mnist(weights="nin-mnist")
@@ -47,7 +63,7 @@ def test_model_builders_take_shipped_weights_of_their_own_architecture():
 
 def test_torch_hub_loads_a_ready_model_from_the_checkout(digits):
     images, labels = digits
-    model = torch.hub.load(str(REPO), "nin_mnist", source="local", pretrained=True)
+    model = torch.hub.load(str(REPO), "nin_mnist", source="local", weights="nin-mnist")
     _, preprocess = nin.load_pretrained("nin-mnist")
     with torch.no_grad():
         assert torch.equal(model(preprocess(images)).argmax(1), nin.models.nin_mnist("nin-mnist")(

@@ -52,6 +52,13 @@ def shipped_names() -> list[str]:
     return sorted(p.stem for p in folder.glob("*.json")) if folder.is_dir() else []
 
 
+def shipped_card(name: str) -> dict | None:
+    """The card of a shipped model (src/nin/weights/NAME.json), or None for a name that is not shipped."""
+    if name not in shipped_names():
+        return None
+    return json.loads((shipped_weights_dir() / f"{name}.json").read_text())
+
+
 def _verified_shipped(name: str) -> Path:
     """The weights file of a shipped model, after checking it against the sha256 on its card."""
     folder = shipped_weights_dir()
