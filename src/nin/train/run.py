@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime
-import hashlib
 import json
-import random
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -21,24 +15,25 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from nin.config import LOCATION_FIELDS, TrainConfig, check_resume
 from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
-from nin.data.preprocess import zca_tensors
 from nin.data.sources import LoadedDataset, Split, load_dataset
 from nin.errors import NinError
 from nin.fast import optimize
-from nin.files import PREPROCESS_PREFIX, atomic_write_json, load_checkpoint, save_checkpoint, save_weights
+from nin.files import atomic_write_json, load_checkpoint, save_checkpoint
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
-from nin.provenance import commit, machine, peak_memory_bytes
+from nin.provenance import commit, machine
 from nin.recipe import RECIPES
-from nin.rundir import (CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, METRICS_FILE, WEIGHTS_FILE, claim,
-                        write_metrics)
+from nin.rundir import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, DATA_FILE, METRICS_FILE, claim, write_metrics
 from nin.train.allocator import keep_freed_memory
+from nin.train.card import finish
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.distributed import Ranks
 from nin.train.loop import EpochProgress, StepOptions, train_one_epoch
 from nin.train.recipes import initialize_, make_optimizer
+from nin.train.rng import restore_rng_states, rng_states
 from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, step_lr, time_cycle_lr,
                                 warmup_factor)
+from nin.train.signals import StopRequest, TrainingInterrupted, graceful_stop
 
 INIT_SAMPLE = 256   # training images that the fast recipe's data-dependent init looks at
 
@@ -79,105 +74,9 @@ def subset(split: Split, n: int | None) -> Split:
     return Split(split.images[:n], split.labels[:n])
 
 
-def weights_meta(cfg: TrainConfig, model: NIN, data: LoadedDataset) -> dict:
-    info = data.info
-    return {"preset": cfg.preset, "recipe": cfg.recipe, "dataset": info.name, "model_config": model.config.to_dict(),
-            "class_names": list(info.class_names), "mean": list(info.mean), "std": list(info.std),
-            "preprocess": data.preprocess, "val_split": cfg.val_split, "seed": cfg.seed, "test_flip": cfg.test_flip}
-
-
-def preprocess_tensors(data: LoadedDataset) -> dict[str, torch.Tensor]:
-    """What new images need besides the weights: the fitted ZCA whitening for gcn-zca, else nothing."""
-    if data.zca is None:
-        return {}
-    # The matrix packed losslessly in 42% of its float32 size (see preprocess.PackedSymmetric); copied,
-    # since the cache's arrays are read-only maps and torch warns on those.
-    return {PREPROCESS_PREFIX + name: torch.tensor(value) for name, value in zca_tensors(data.zca).items()}
-
-
-def rng_states() -> dict:
-    """This process's random-number states as tensors and lists (weights_only-loadable)."""
-    numpy_state = np.random.get_state()
-    return {
-        "rng_torch": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "rng_numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
-        "rng_python": [list(random.getstate()[1]), random.getstate()[0], random.getstate()[2]],
-    }
-
-
-def checkpoint_state(model, optimizer, epochs_done: int, history: list[dict], wall_seconds: float,
-                     progress: EpochProgress | None, rank_rngs: list[dict] | None = None,
-                     resumes: list[dict] | None = None, ema: AveragedModel | None = None) -> dict:
-    """Everything needed to continue exactly: tensors, numbers, strings, lists and dicts only
-    (loadable with torch.load(weights_only=True)). `progress`: how far the unfinished epoch got;
-    `rank_rngs`: every rank's random-number states (default: this process's); `ema`: the weights' average."""
-    rank_rngs = rank_rngs or [rng_states()]
-    return {
-        "model": model.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epochs_done,
-        "epoch_progress": progress.to_state() if progress is not None else None,
-        "history": [dict(row) for row in history], "wall_seconds": wall_seconds, "rng_ranks": rank_rngs,
-        "resumes": [dict(r) for r in resumes or []], "ema": ema.state_dict() if ema is not None else None,
-        "machine": machine(),
-    }
-
-
-def restore_rng_states(state: dict, rank: int = 0) -> None:
-    ranks = state.get("rng_ranks") or [state]   # checkpoints before rng_ranks held one process's states
-    if rank >= len(ranks):
-        raise ValueError(f"the checkpoint holds the random states of {len(ranks)} processes, not rank {rank}'s")
-    mine = ranks[rank]
-    torch.set_rng_state(mine["rng_torch"])
-    if mine.get("rng_cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(mine["rng_cuda"])
-    if "rng_numpy" in mine:
-        kind, keys, *rest = mine["rng_numpy"]
-        np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
-    if "rng_python" in mine:
-        internal, version, gauss = mine["rng_python"]
-        random.setstate((version, tuple(internal), gauss))
-
-
 def remove_stale_temporaries(run_dir: Path) -> None:
     for tmp in run_dir.glob(".*.tmp"):
         tmp.unlink(missing_ok=True)
-
-
-class TrainingInterrupted(NinError):
-    """Ctrl-C or SIGTERM during training; a checkpoint of the last finished step is kept."""
-
-    exit_code = 130
-
-
-class StopRequest:
-    """Set by the first Ctrl-C or SIGTERM: the loop saves a checkpoint after the current step and stops.
-
-    A second signal interrupts at once (the last checkpoint written is kept)."""
-
-    def __init__(self):
-        self.requested = False
-
-    def handler(self, _signum, _frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-
-@contextlib.contextmanager
-def graceful_stop():
-    """While training, SIGINT and SIGTERM (a scheduler's pre-emption) become a StopRequest."""
-    request = StopRequest()
-    previous = {}
-    try:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            previous[sig] = signal.signal(sig, request.handler)
-    except ValueError:   # not the main thread: leave signals alone
-        pass
-    try:
-        yield request
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None, overwrite: bool = False) -> dict:
@@ -277,6 +176,21 @@ def build_trainer(cfg: TrainConfig, ranks: Ranks) -> Trainer:
                    dataclasses.replace(step, augment=small_crops), bf16, ema)
 
 
+def checkpoint_state(trainer: Trainer, state: RunState, epochs_done: int, wall_seconds: float,
+                     progress: EpochProgress | None, rank_rngs: list[dict] | None = None) -> dict:
+    """Everything needed to continue exactly: tensors, numbers, strings, lists and dicts only
+    (loadable with torch.load(weights_only=True)). `progress`: how far the unfinished epoch got;
+    `rank_rngs`: every rank's random-number states (default: this process's)."""
+    rank_rngs = rank_rngs or [rng_states()]
+    return {
+        "model": trainer.model.state_dict(), "optimizer": trainer.optimizer.state_dict(), "epoch": epochs_done,
+        "epoch_progress": progress.to_state() if progress is not None else None,
+        "history": [dict(row) for row in state.history], "wall_seconds": wall_seconds, "rng_ranks": rank_rngs,
+        "resumes": [dict(r) for r in state.resumes],
+        "ema": trainer.ema.state_dict() if trainer.ema is not None else None, "machine": machine(),
+    }
+
+
 def restore(cfg: TrainConfig, trainer: Trainer, ranks: Ranks, log) -> RunState:
     """The state of the run in cfg.out, its model and optimizer loaded into `trainer` (for --resume)."""
     run_dir = Path(cfg.out)
@@ -332,8 +246,7 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
         rng = ranks.gather(rng_states())   # every rank takes part; rank 0 writes
         if ranks.is_main:
             save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
-                trainer.model, trainer.optimizer, epochs_done, state.history,
-                state.wall_before + time.perf_counter() - start, progress, rng, state.resumes, trainer.ema))
+                trainer, state, epochs_done, state.wall_before + time.perf_counter() - start, progress, rng))
 
     def should_stop() -> bool:
         return ranks.should_stop(stop is not None and stop.requested)
@@ -410,41 +323,9 @@ def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | 
     identical = ranks.parameters_identical(trainer.model) if ranks.enabled else None
     if not ranks.is_main:
         return {}
-    card = finish(run_dir, cfg, trainer.result_model, data, (result, flipped), state.history, trainer.bf16,
-                  state.wall_before + time.perf_counter() - start, budget_hit, state.resumes)
+    card = finish(run_dir, cfg, trainer, state, (result, flipped), state.wall_before + time.perf_counter() - start,
+                  budget_hit)
     if ranks.enabled:
         card.update(processes=ranks.world, ranks_identical=identical)
         atomic_write_json(run_dir / CARD_FILE, card)
-    return card
-
-
-def finish(run_dir: Path, cfg: TrainConfig, model: NIN, data: LoadedDataset, results, history, bf16, wall,
-           stopped_by_budget: bool = False, resumes: list[dict] | None = None) -> dict:
-    """Save the weights and write the card. `results`: the single-view test result, and the flip-TTA one or None.
-
-    `test_error` is single view, the number the paper's tables give; flip TTA has fields of its own."""
-    result, flipped = results
-    save_weights(run_dir / WEIGHTS_FILE, {**model.state_dict(), **preprocess_tensors(data)},
-                 weights_meta(cfg, model, data))
-    last = history[-1] if history else {}
-    card = {
-        "preset": cfg.preset, "recipe": cfg.recipe, "dataset": cfg.dataset,
-        "epochs": history[-1]["epoch"] if history else 0,   # fractional when a time budget cut an epoch short
-        "preprocess": data.preprocess, "augment": cfg.augment, "val_split": cfg.val_split,
-        "val_accuracy": last.get("val_accuracy"),
-        "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4), "test_flip": cfg.test_flip,
-        **({"test_error_flip": round(flipped.error, 4), "test_accuracy_flip": round(flipped.accuracy, 4)}
-           if flipped is not None else {}),
-        "wall_seconds": round(wall, 1), "parameters": sum(p.numel() for p in model.parameters()),
-        "stopped_by_time_budget": stopped_by_budget, "commit": commit(), "machine": machine(),
-        "finished": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
-        "seed": cfg.seed, "precision": "bf16" if bf16 else "fp32", "device": str(next(model.parameters()).device),
-        "class_names": list(data.info.class_names), "per_class_accuracy": [round(a, 4) for a in result.per_class_accuracy()],
-        "confusion_matrix": result.confusion.tolist(), "weights": WEIGHTS_FILE,
-        "weights_sha256": hashlib.sha256((run_dir / WEIGHTS_FILE).read_bytes()).hexdigest(),
-        "data": data.record.get("description", data.info.name), "resumes": resumes or [],
-        # of this process: loading, preprocessing and training (after a resume, only the last stretch's)
-        "peak_memory_gb": round(peak_memory_bytes() / 1e9, 3),
-    }
-    atomic_write_json(run_dir / CARD_FILE, card)
     return card

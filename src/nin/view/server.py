@@ -145,81 +145,86 @@ def _number(query: dict, key: str, kind, default, low, high):
     return value
 
 
-def make_handler(viewer: Viewer, page: bytes):
-    class Handler(BaseHTTPRequestHandler):
-        timeout = SOCKET_TIMEOUT_S
-        server_version = "nin-view"
+class Handler(BaseHTTPRequestHandler):
+    """One request of the page: the page itself, the list of models, a test image, or a photo to explain."""
+    viewer: Viewer   # set by make_handler
+    page: bytes
+    timeout = SOCKET_TIMEOUT_S
+    server_version = "nin-view"
 
-        def log_message(self, format, *args):   # quiet: the terminal shows only what `nin view` prints
-            pass
+    def log_message(self, format, *args):   # quiet: the terminal shows only what `nin view` prints
+        pass
 
-        def send_json(self, status: HTTPStatus, body: dict):
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
+    def send_json(self, status: HTTPStatus, body: dict):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def answer(self, work):
+        try:
+            self.send_json(HTTPStatus.OK, work())
+        except BadRequest as e:
+            self.close_connection = True   # an unread body must not be taken for the next request
+            self.send_json(e.status, {"error": str(e)})
+        except NinError as e:
+            self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        query = parse_qs(url.query)
+        if url.path == "/":
+            self.send_response(HTTPStatus.OK)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(self.page)))
             self.end_headers()
-            self.wfile.write(data)
+            self.wfile.write(self.page)
+        elif url.path == "/api/models":
+            self.answer(self.viewer.describe)
+        elif url.path == "/api/sample":
+            self.answer(lambda: self.sample(query))
+        else:
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {url.path}"})
 
-        def answer(self, work):
-            try:
-                self.send_json(HTTPStatus.OK, work())
-            except BadRequest as e:
-                self.close_connection = True   # an unread body must not be taken for the next request
-                self.send_json(e.status, {"error": str(e)})
-            except NinError as e:
-                self.send_json(HTTPStatus.BAD_REQUEST, {"error": str(e)})
+    def do_POST(self):
+        url = urlparse(self.path)
+        if url.path != "/api/explain":
+            self.close_connection = True
+            self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {url.path}"})
+            return
+        self.answer(lambda: self.explain_upload(parse_qs(url.query)))
 
-        def do_GET(self):
-            url = urlparse(self.path)
-            query = parse_qs(url.query)
-            if url.path == "/":
-                self.send_response(HTTPStatus.OK)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.send_header("Content-Length", str(len(page)))
-                self.end_headers()
-                self.wfile.write(page)
-            elif url.path == "/api/models":
-                self.answer(viewer.describe)
-            elif url.path == "/api/sample":
-                self.answer(lambda: self.sample(query))
-            else:
-                self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {url.path}"})
+    def options(self, query: dict) -> tuple[str, int, float]:
+        name = query.get("model", [next(iter(self.viewer.models))])[0]
+        return name, _number(query, "top_k", int, 3, 1, 10), _number(query, "threshold", float, 0.2, 0.0, 1.0)
 
-        def do_POST(self):
-            url = urlparse(self.path)
-            if url.path != "/api/explain":
-                self.close_connection = True
-                self.send_json(HTTPStatus.NOT_FOUND, {"error": f"no page {url.path}"})
-                return
-            self.answer(lambda: self.explain_upload(parse_qs(url.query)))
+    def explain_upload(self, query: dict) -> dict:
+        name, top_k, threshold = self.options(query)   # checked before the body is read
+        length = self.headers.get("Content-Length")
+        if length is None or not length.isdigit():
+            raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "send the image with its Content-Length")
+        if int(length) > MAX_UPLOAD_BYTES:
+            raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                             f"the upload is {int(length) / 2 ** 20:.1f} MiB, over the "
+                             f"{MAX_UPLOAD_BYTES / 2 ** 20:.0f} MiB limit; choose a smaller image")
+        data = self.rfile.read(int(length))
+        if len(data) < int(length):
+            raise BadRequest(HTTPStatus.BAD_REQUEST, "the upload ended early; send it again")
+        return self.viewer.explain(name, read_photo(data), top_k, threshold)
 
-        def options(self, query: dict) -> tuple[str, int, float]:
-            name = query.get("model", [next(iter(viewer.models))])[0]
-            return name, _number(query, "top_k", int, 3, 1, 10), _number(query, "threshold", float, 0.2, 0.0, 1.0)
+    def sample(self, query: dict) -> dict:
+        name, top_k, threshold = self.options(query)
+        seed = query.get("seed", [None])[0]
+        image, label = self.viewer.sample(name, None if seed is None else _number(query, "seed", int, 0, 0, 2 ** 31))
+        return self.viewer.explain(name, image, top_k, threshold, true_class=label)
 
-        def explain_upload(self, query: dict) -> dict:
-            name, top_k, threshold = self.options(query)   # checked before the body is read
-            length = self.headers.get("Content-Length")
-            if length is None or not length.isdigit():
-                raise BadRequest(HTTPStatus.LENGTH_REQUIRED, "send the image with its Content-Length")
-            if int(length) > MAX_UPLOAD_BYTES:
-                raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                                 f"the upload is {int(length) / 2 ** 20:.1f} MiB, over the "
-                                 f"{MAX_UPLOAD_BYTES / 2 ** 20:.0f} MiB limit; choose a smaller image")
-            data = self.rfile.read(int(length))
-            if len(data) < int(length):
-                raise BadRequest(HTTPStatus.BAD_REQUEST, "the upload ended early; send it again")
-            return viewer.explain(name, read_photo(data), top_k, threshold)
 
-        def sample(self, query: dict) -> dict:
-            name, top_k, threshold = self.options(query)
-            seed = query.get("seed", [None])[0]
-            image, label = viewer.sample(name, None if seed is None else _number(query, "seed", int, 0, 0, 2 ** 31))
-            return viewer.explain(name, image, top_k, threshold, true_class=label)
-
-    return Handler
+def make_handler(viewer: Viewer, page: bytes) -> type[Handler]:
+    """Handler bound to one viewer and page (the server makes one instance a request)."""
+    return type("BoundHandler", (Handler,), {"viewer": viewer, "page": page})
 
 
 def page_html() -> bytes:
