@@ -72,3 +72,21 @@ def test_the_models_are_plain_torch_nn():
     """The architecture in nin.models uses public torch.nn only; the CPU kernels live in nin.fast (opt-in)."""
     for path in (PACKAGE / "models").glob("*.py"):
         assert "torch.ops" not in path.read_text(), path
+
+
+def test_functions_short_signatures_narrow_modules_small():
+    """A function reads on one screen (60 lines at most), takes at most 8 parameters (an options object
+    instead), and a module stays under 400 lines."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        if len(text.splitlines()) > 400:
+            found.append(f"{path.name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args
+                names = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+                count = len(names) - (names[:1] in (["self"], ["cls"])) + bool(args.vararg) + bool(args.kwarg)
+                if node.end_lineno - node.lineno + 1 > 60 or count > 8:
+                    found.append(f"{path.name}:{node.lineno} {node.name}")
+    assert not found, found

@@ -179,9 +179,9 @@ def test_reproduce_mnist_paper_short_budget_end_to_end(mnist_dir, tmp_path):
 
 def test_a_recipe_annealed_over_its_budget_keeps_it_unless_one_is_given(tmp_path):
     from nin.reproduce.experiments import Experiment
-    from nin.reproduce.runner import run_config
+    from nin.reproduce.runner import Plan, run_config
 
     exp = Experiment("timed", "", "ours", "-", None, {"dataset": "cifar10", "recipe": "fast", "epochs": 200,
                                                        "anneal_by_time": True, "time_budget_minutes": 150})
-    assert run_config(exp, 0, tmp_path, tmp_path, None, False).time_budget_minutes == 150
-    assert run_config(exp, 0, tmp_path, tmp_path, 20, False).time_budget_minutes == 20
+    assert run_config(exp, 0, Plan(runs_dir=tmp_path), tmp_path).time_budget_minutes == 150
+    assert run_config(exp, 0, Plan(runs_dir=tmp_path, budget_minutes=20), tmp_path).time_budget_minutes == 20

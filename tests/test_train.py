@@ -200,10 +200,10 @@ def test_small_crop_epochs_train_the_first_epochs_on_smaller_crops(tmp_path, mni
     seen, augments = [], []
     original, make_augment = run.train_one_epoch, run.make_augment
 
-    def spy(model, batches, num_batches, optimizer, lr_at, first_step, step, *rest, **kw):
+    def spy(model, batches, num_batches, optimizer, lr_at, step, *rest, **kw):
         out = step.augment(torch.ones(64, 1, 28, 28)) if step.augment else None
         seen.append((tuple(out.shape[2:]), bool((out == 0).any())) if step.augment else None)
-        return original(model, batches, num_batches, optimizer, lr_at, first_step, step, *rest, **kw)
+        return original(model, batches, num_batches, optimizer, lr_at, step, *rest, **kw)
 
     monkeypatch.setattr(run, "train_one_epoch", spy)
     monkeypatch.setattr(run, "make_augment", lambda *a, **kw: (augments.append(kw), make_augment(*a, **kw))[1])

@@ -126,14 +126,21 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     if bf16 or device.type == "cuda":
         peaks["bf16"] = matmul_peak(torch.bfloat16)
     log("matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
-
-    plain = plain_model(model).to(device)
     fast = model.to(device, memory_format=torch.channels_last)
+    fast_opt = make_optimizer(fast, FAST, lr=1e-3)
+    train_ips, infer_ips = _steps_against_plain(cfg, fast, fast_opt, device, bf16)
+    loops_ips = _epoch_loops(cfg, fast, fast_opt, device, bf16)
+    return _figures(cfg, device, bf16, macs, peaks, train_ips, infer_ips, loops_ips)
+
+
+def _steps_against_plain(cfg: BenchConfig, fast: NIN, fast_opt, device, bf16: bool) -> tuple[dict, dict]:
+    """Images/s of the training step and of inference, ours ("fast") against a plain PyTorch NIN ("plain")."""
+    c, size = fast.config.in_channels, fast.config.input_size
+    plain = plain_model(fast).to(device)
     x = torch.randn(cfg.batch_size, c, size, size, device=device)
-    y = torch.randint(0, model.config.num_classes, (cfg.batch_size,), device=device)
+    y = torch.randint(0, fast.config.num_classes, (cfg.batch_size,), device=device)
     x_fast = x.contiguous(memory_format=torch.channels_last)
     amp, no_amp = autocast(device, bf16), autocast(device, False)
-    fast_opt = make_optimizer(fast, FAST, lr=1e-3)
     plain_opt = torch.optim.SGD(plain.parameters(), lr=1e-3, momentum=FAST.momentum, weight_decay=FAST.weight_decay)
     fast.train(), plain.train()
     train = _best_seconds({"fast": _train_step(fast, fast_opt, x_fast, y, amp),
@@ -141,36 +148,42 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     fast.eval(), plain.eval()
     infer = _best_seconds({"fast": _infer(fast, x_fast, amp), "plain": _infer(plain, x, no_amp)},
                           cfg.rounds, cfg.steps * 2)
-    train_ips = {k: cfg.batch_size / v for k, v in train.items()}
-    infer_ips = {k: cfg.batch_size / v for k, v in infer.items()}
+    return ({k: cfg.batch_size / v for k, v in train.items()}, {k: cfg.batch_size / v for k, v in infer.items()})
 
-    # End to end: nin train's epoch loop (uint8 batches, normalisation, augmentation, step, metrics)
-    # against the pure step above, on synthetic images of the data set's size.
+
+def _epoch_loops(cfg: BenchConfig, fast: NIN, fast_opt, device, bf16: bool) -> dict:
+    """Images/s of nin train's epoch loop (uint8 batches, normalisation, augmentation, step, metrics), at full size
+    ("full") and on a recipe's small crops ("small"), on synthetic images of the data set's size."""
+    c, size = fast.config.in_channels, fast.config.input_size
     info = dataset_info("cifar10" if c == 3 else "mnist")
     n = cfg.epoch_batches * cfg.batch_size
     images = torch.randint(0, 256, (n, c, size, size), dtype=torch.uint8)
-    labels = torch.randint(0, model.config.num_classes, (n,))
+    labels = torch.randint(0, fast.config.num_classes, (n,))
     measured = info.mean == MEASURED_WHEN_LOADED   # CIFAR's statistics come from its images: stand-ins here
     prepare = make_prepare((0.5,) * c if measured else info.mean, (0.25,) * c if measured else info.std, device,
                            channels_last=True)
+    amp = autocast(device, bf16)
     # The fast recipe's step as `nin train` runs it: augmentation, label smoothing, gradient clipping.
-    step = StepOptions.for_recipe(FAST, prepare, amp, device, make_augment(info.augment_shift, info.augment_flip))
-    # The same loop on the smaller random crops of a recipe's first --small-crop-epochs.
-    small = StepOptions.for_recipe(FAST, prepare, amp, device,
-                                   make_augment(0, info.augment_flip, crop=cfg.small_crop_size))
+    steps = {"full": StepOptions.for_recipe(FAST, prepare, amp, device,
+                                            make_augment(info.augment_shift, info.augment_flip)),
+             "small": StepOptions.for_recipe(FAST, prepare, amp, device,
+                                             make_augment(0, info.augment_flip, crop=cfg.small_crop_size))}
     fast.train()
-    best_epoch = {"full": float("inf"), "small": float("inf")}
+    best = {"full": float("inf"), "small": float("inf")}
     for _ in range(2):
-        for kind, options in (("full", step), ("small", small)):
+        for kind, options in steps.items():
             batches = iterate_batches(images, labels, cfg.batch_size, shuffle_order(n, 0, 0), drop_last=True)
-            stats = train_one_epoch(fast, batches, cfg.epoch_batches, fast_opt, lambda s: 1e-3, 0, options, 0)
-            best_epoch[kind] = min(best_epoch[kind], stats.seconds)
-    end_to_end_ips = n / best_epoch["full"]
-    small_crop_ips = n / best_epoch["small"]
+            stats = train_one_epoch(fast, batches, cfg.epoch_batches, fast_opt, lambda i: 1e-3, options, 0)
+            best[kind] = min(best[kind], stats.seconds)
+    return {kind: n / seconds for kind, seconds in best.items()}
 
+
+def _figures(cfg: BenchConfig, device, bf16: bool, macs: int, peaks: dict, train_ips: dict, infer_ips: dict,
+             loops_ips: dict) -> dict:
     peak_key = "bf16" if "bf16" in peaks else "fp32"
     flops_per_image = 6 * macs   # forward + backward: 3 passes, 2 FLOPs per multiply-accumulate
-    results = {
+    end_to_end_ips, small_crop_ips = loops_ips["full"], loops_ips["small"]
+    return {
         "preset": cfg.preset, "dropout": cfg.dropout if cfg.dropout is not None else "preset",
         "batch_size": cfg.batch_size, "device": str(device), "threads": torch.get_num_threads(),
         "precision": "bf16" if bf16 else "fp32", "forward_macs_per_image": macs,
@@ -194,7 +207,6 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
         # Where the figures come from: they differ by machine (this project's have ranged 1.5x).
         "machine": machine(), "commit": commit(), "date": time.strftime("%Y-%m-%d"),
     }
-    return results
 
 
 def format_bench(r: dict) -> str:

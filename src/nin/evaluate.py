@@ -43,9 +43,17 @@ def test_inputs(trained: Trained, images: torch.Tensor) -> torch.Tensor:
                       for start in range(0, len(images), PREPROCESS_CHUNK)])
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """Where and how the forward passes run (the answer does not depend on them, beyond bf16 rounding)."""
+    device: str = "auto"
+    precision: str = "auto"
+    batch_size: int = 512
+
+
 def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Path | None = None,
-                     offline: bool = False, device: str = "auto", precision: str = "auto",
-                     batch_size: int = 512, flip: bool = False, split: str = "test") -> Evaluation:
+                     offline: bool = False, flip: bool = False, split: str = "test",
+                     options: EvalOptions = EvalOptions()) -> Evaluation:
     """Loss, accuracy, confusion and predictions on the test split of `dataset` (default: the trained one),
     or with split "val" on the paper's validation images; `flip`: flip test-time augmentation (default: single
     view, the kind of number the paper reports)."""
@@ -55,15 +63,15 @@ def evaluate_on_test(trained: Trained, dataset: str | None = None, data_dir: Pat
                        f"{name} (trained with --val-split {trained.meta.get('val_split', 'none')} on "
                        f"{trained.meta.get('dataset')}), so they would be measured on their training images")
     test = (load_raw_val if split == "val" else load_raw_test)(name, data_dir, offline)
-    target = resolve_device(device)
+    target = resolve_device(options.device)
     model = to_device(trained.model, target)
     meta = trained.meta
     prepare = make_prepare(tuple(meta.get("mean", (0.0,))), tuple(meta.get("std", (1.0,))), target,
                            channels_last=True)
     inputs = test_inputs(trained, test.images)
     with freed_memory_kept():
-        logits = predict_logits(model, inputs, batch_size, prepare, autocast(target, use_bf16(target, precision)),
-                                target, flip).cpu()
+        logits = predict_logits(model, inputs, options.batch_size, prepare,
+                                autocast(target, use_bf16(target, options.precision)), target, flip).cpu()
     num_classes = meta["model_config"]["num_classes"]
     return Evaluation(name, score(logits, test.labels, num_classes), logits.argmax(dim=1), split, flip)
 

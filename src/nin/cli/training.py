@@ -108,13 +108,13 @@ def cmd_train(args) -> int:
 
 def cmd_eval(args) -> int:
     from nin.data.registry import dataset_info
-    from nin.evaluate import evaluate_on_test
+    from nin.evaluate import EvalOptions, evaluate_on_test
     from nin.files import atomic_write_json
     from nin.inference import load_trained
 
     trained = load_trained(args.checkpoint)
-    evaluation = evaluate_on_test(trained, args.dataset, args.data_dir, args.offline, args.device, args.precision,
-                                  args.batch_size, args.test_flip, args.split)
+    evaluation = evaluate_on_test(trained, args.dataset, args.data_dir, args.offline, args.test_flip, args.split,
+                                  EvalOptions(args.device, args.precision, args.batch_size))
     flip = evaluation.flip
     result, names = evaluation.result, dataset_info(evaluation.dataset).class_names
     print(f"{evaluation.dataset} {evaluation.split} set, {len(evaluation.predicted)} images: error {result.error:.2f}% "
@@ -140,7 +140,7 @@ def cmd_eval(args) -> int:
 
 def cmd_reproduce(args) -> int:
     from nin.reproduce.experiments import load_experiments
-    from nin.reproduce.runner import reproduce
+    from nin.reproduce.runner import Plan, reproduce
 
     experiments = load_experiments(args.configs)
     if args.list:
@@ -154,8 +154,8 @@ def cmd_reproduce(args) -> int:
                        "(see `nin reproduce --list`)")
     if args.seeds < 1:
         raise NinError(f"--seeds must be at least 1, got {args.seeds}")
-    print(reproduce(experiments, chosen, args.seeds, args.runs_dir, args.data_dir, args.budget_minutes, args.results,
-                    args.progress))
+    plan = Plan(args.seeds, args.runs_dir, args.data_dir, args.budget_minutes, args.progress)
+    print(reproduce(experiments, chosen, plan, args.results))
     print(f"\nwritten: {args.results / 'README.md'}")
     return 0
 

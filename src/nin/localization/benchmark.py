@@ -31,7 +31,7 @@ from nin.models.registry import build_model
 from nin.provenance import commit, machine
 from nin.recipe import FAST
 from nin.train.device import autocast, resolve_device, use_bf16
-from nin.train.loop import StepOptions, train_one_epoch
+from nin.train.loop import EpochControl, StepOptions, train_one_epoch
 from nin.train.recipes import initialize_, make_optimizer
 from nin.train.schedule import one_cycle_lr
 
@@ -88,8 +88,9 @@ def train_on_canvases(cfg: LocalizeConfig, train: Canvases, device: torch.device
     for epoch in range(cfg.epochs):
         order = shuffle_order(len(labels), cfg.seed, epoch)
         stats = train_one_epoch(model, iterate_batches(images, labels, cfg.batch_size, order, drop_last=True), steps,
-                                optimizer, lambda s: one_cycle_lr(s, total, cfg.lr, total // 10), epoch * steps,
-                                step, epoch, progress=cfg.progress)
+                                optimizer, lambda i, first=epoch * steps: one_cycle_lr(first + i, total, cfg.lr,
+                                                                                       total // 10),
+                                step, epoch, EpochControl(progress=cfg.progress))
         log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% "
             f"({stats.images_per_second:.0f} img/s)")
     return model.eval(), prepare

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from nin.config import LOCATION_FIELDS, TrainConfig, resume_changes
@@ -32,10 +33,19 @@ def find_data_dir(dataset: str, given: Path | None) -> tuple[Path | None, str | 
     return None, f"{dataset} data not found ({reasons[0].split('; ')[0]})"   # what is missing, not the advice
 
 
-def reproduce(experiments: dict[str, Experiment], chosen: list[str], seeds: int, runs_dir: Path,
-              data_dir: Path | None, budget_minutes: float | None, results_dir: Path, progress: bool = False,
+@dataclass(frozen=True)
+class Plan:
+    """How `nin reproduce` runs the experiments it is given."""
+    seeds: int = 1                           # seeds 0 .. seeds - 1 of each
+    runs_dir: Path = Path("runs/reproduce")  # RUNS_DIR/EXPERIMENT/seed-S
+    data_dir: Path | None = None             # None: $NIN_DATA or ./data, then ../shared/data
+    budget_minutes: float | None = None      # stop each run after this many minutes (a short budget)
+    progress: bool = False                   # progress bars
+
+
+def reproduce(experiments: dict[str, Experiment], chosen: list[str], plan: Plan, results_dir: Path,
               log=print) -> str:
-    """Run `seeds` seeds of each chosen experiment (finished runs are reused, unfinished ones resumed) and
+    """Run `plan.seeds` seeds of each chosen experiment (finished runs are reused, unfinished ones resumed) and
     record them in results_dir (runs.json, the cards, the tables); returns the table.
 
     The results are written after each experiment, so an interruption loses nothing finished.
@@ -46,7 +56,7 @@ def reproduce(experiments: dict[str, Experiment], chosen: list[str], seeds: int,
 
     def locate_data(dataset: str) -> tuple[Path | None, str | None]:   # one probe per data set
         if dataset not in located:
-            located[dataset] = find_data_dir(dataset, data_dir)
+            located[dataset] = find_data_dir(dataset, plan.data_dir)
         return located[dataset]
 
     for name in chosen:
@@ -56,11 +66,11 @@ def reproduce(experiments: dict[str, Experiment], chosen: list[str], seeds: int,
             log(f"{name}: not run: {reason}")
             not_run[name] = reason
             continue
-        command = f"nin reproduce {name} --seeds {seeds}" + (f" --budget-minutes {budget_minutes:g}"
-                                                              if budget_minutes else "")
-        new = [keep_card(results_dir, run_experiment(exp, seed, runs_dir, found, budget_minutes, command, progress, log),
-                         run_config(exp, seed, runs_dir, found, budget_minutes, progress).out)
-               for seed in range(seeds)]
+        command = f"nin reproduce {name} --seeds {plan.seeds}" + (
+            f" --budget-minutes {plan.budget_minutes:g}" if plan.budget_minutes else "")
+        new = [keep_card(results_dir, run_experiment(exp, seed, plan, found, command, log),
+                         run_config(exp, seed, plan, found).out)
+               for seed in range(plan.seeds)]
         records = merge(records, new)
         write_results(results_dir, experiments, records, not_run, readme)
     for name, exp in experiments.items():   # rows never run say why: the data is missing, or only not run yet
@@ -69,19 +79,18 @@ def reproduce(experiments: dict[str, Experiment], chosen: list[str], seeds: int,
     return write_results(results_dir, experiments, records, not_run, readme)
 
 
-def run_config(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budget_minutes: float | None,
-               progress: bool) -> TrainConfig:
-    return TrainConfig.from_dict({**exp.train, "seed": seed, "out": str(runs_dir / exp.name / f"seed-{seed}"),
-                                  "data_dir": str(data_dir), "offline": True, "progress": progress,
+def run_config(exp: Experiment, seed: int, plan: Plan, data_dir: Path) -> TrainConfig:
+    """The settings of one seed of an experiment; `data_dir`: where its data set was found."""
+    return TrainConfig.from_dict({**exp.train, "seed": seed, "out": str(plan.runs_dir / exp.name / f"seed-{seed}"),
+                                  "data_dir": str(data_dir), "offline": True, "progress": plan.progress,
                                   # a recipe annealed over its own budget keeps it unless one is given
-                                  "time_budget_minutes": budget_minutes or exp.train.get("time_budget_minutes")}
+                                  "time_budget_minutes": plan.budget_minutes or exp.train.get("time_budget_minutes")}
                                  ).resolved()
 
 
-def run_experiment(exp: Experiment, seed: int, runs_dir: Path, data_dir: Path, budget_minutes: float | None,
-                   command: str, progress: bool = False, log=print) -> dict:
+def run_experiment(exp: Experiment, seed: int, plan: Plan, data_dir: Path, command: str, log=print) -> dict:
     """Train (or reuse, or resume) one seed of an experiment; returns its results record."""
-    cfg = run_config(exp, seed, runs_dir, data_dir, budget_minutes, progress)
+    cfg = run_config(exp, seed, plan, data_dir)
     out = Path(cfg.out)
     saved = json.loads((out / CONFIG_FILE).read_text()) if (out / CONFIG_FILE).is_file() else None
     same = saved is not None and _result_fields(saved) is not None and _result_fields(saved) == _result_fields(cfg.to_dict())

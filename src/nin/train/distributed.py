@@ -105,14 +105,13 @@ class Ranks:
         return dataclasses.replace(stats, loss=loss_sum / max(images, 1), accuracy=100.0 * correct / max(images, 1),
                                    images=int(images))
 
-    def evaluate(self, model, images, labels, batch_size, prepare, autocast, num_classes, flip=False) -> EvalResult:
+    def evaluate(self, model, images, labels, step, num_classes: int, flip: bool = False) -> EvalResult:
         """`evaluate` with each rank on a contiguous shard, the sums reduced: every image counted once."""
         if not self.enabled:
-            return evaluate(model, images, labels, batch_size, prepare, autocast, self.device, num_classes, flip)
+            return evaluate(model, images, labels, step, num_classes, flip)
         n = len(labels)
         start, stop = n * self.rank // self.world, n * (self.rank + 1) // self.world
-        part = evaluate(model, images[start:stop], labels[start:stop], batch_size, prepare, autocast, self.device,
-                        num_classes, flip)
+        part = evaluate(model, images[start:stop], labels[start:stop], step, num_classes, flip)
         confusion = part.confusion.to(self.device)
         dist.all_reduce(confusion)
         (loss_sum,) = self.reduce([part.loss * (stop - start)])

@@ -104,67 +104,104 @@ def training_step(model, optimizer, images: torch.Tensor, labels: torch.Tensor,
     return loss.detach(), logits
 
 
-def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at: Callable[[int], float],
-                    first_step: int, step: StepOptions, epoch: int, *, progress: bool = False,
-                    deadline: float | None = None, resume_from: EpochProgress | None = None,
-                    checkpoint_every: int = 0, on_checkpoint: Callable[[EpochProgress], None] | None = None,
-                    should_stop: Callable[[], bool] | None = None) -> EpochStats:
-    """Train over `batches`; `lr_at(global_step)` gives each step's learning rate before scaling.
+@dataclass
+class EpochControl:
+    """What `nin train` adds to a bare epoch: a progress bar, a deadline, resuming and mid-epoch checkpoints.
 
     `deadline` (a time.perf_counter() value): stop after the first step that ends past it.
-    `resume_from`: the epoch already ran that far; `batches` holds only the rest of it.
+    `resume_from`: the epoch already ran that far; the batches hold only the rest of it.
     `on_checkpoint(progress)` is called every `checkpoint_every` batches of the epoch (not at its end).
     `should_stop()` true after a step: checkpoint there (if there is `on_checkpoint`), then KeyboardInterrupt.
     """
-    model.train()
-    device = step.device
-    done = resume_from.batches_done if resume_from else 0
-    loss_sum = resume_from.loss_sum.to(device) if resume_from else torch.zeros((), device=device)
-    correct = torch.tensor(resume_from.correct if resume_from else 0, dtype=torch.int64, device=device)
-    seen = resume_from.seen if resume_from else 0
-    seconds_before = resume_from.seconds if resume_from else 0.0
-    # A host sync costs nothing on CPU; on GPU check for NaN and refresh the bar less often.
-    sync_every = 1 if device.type == "cpu" else 50
+    progress: bool = False
+    deadline: float | None = None
+    resume_from: EpochProgress | None = None
+    checkpoint_every: int = 0
+    on_checkpoint: Callable[[EpochProgress], None] | None = None
+    should_stop: Callable[[], bool] | None = None
+
+    def checkpoint_due(self, done: int, stopping: bool) -> bool:
+        return self.on_checkpoint is not None and (
+            stopping or bool(self.checkpoint_every and done % self.checkpoint_every == 0))
+
+
+class _Tally:
+    """The epoch's running loss sum, correct count, images and seconds, continued from a mid-epoch checkpoint.
+
+    The sums stay on the device (no host sync a step) in the dtype the checkpoint keeps."""
+
+    def __init__(self, device: torch.device, resume_from: EpochProgress | None):
+        self.done = resume_from.batches_done if resume_from else 0
+        self.loss_sum = resume_from.loss_sum.to(device) if resume_from else torch.zeros((), device=device)
+        self.correct = torch.tensor(resume_from.correct if resume_from else 0, dtype=torch.int64, device=device)
+        self.seen = resume_from.seen if resume_from else 0
+        self.seconds_before = resume_from.seconds if resume_from else 0.0
+        self.start = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        self.loss_sum += loss * len(labels)
+        self.correct += (logits.argmax(dim=1) == labels).sum()
+        self.seen += len(labels)
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.start
+
+    def running_loss(self, epoch: int, batch: int) -> float:
+        """The mean loss so far (a host sync); NonFiniteLoss if it is NaN or infinite."""
+        running = self.loss_sum.item() / self.seen
+        if not math.isfinite(running):
+            raise NonFiniteLoss(f"the training loss became {running} in epoch {epoch + 1} at step {batch} of the epoch "
+                                "(around here); lower --lr; the last checkpoint is untouched")
+        return running
+
+    def progress(self, batches_done: int) -> EpochProgress:
+        return EpochProgress(batches_done, self.loss_sum, int(self.correct.item()), self.seen, self.seconds())
+
+    def stats(self, stopped: bool) -> EpochStats:
+        seen = max(self.seen, 1)
+        return EpochStats(self.loss_sum.item() / seen, 100.0 * self.correct.item() / seen, self.seen, self.seconds(),
+                          stopped)
+
+
+def _progress_bar(num_batches: int, done: int, epoch: int, shown: bool):
     # Redirected output (a log file) gets a line every 30 s instead of ten a second.
-    interval = 0.5 if sys.stderr.isatty() else 30.0
-    bar = tqdm(total=num_batches, initial=done, desc=f"epoch {epoch + 1}", unit="batch", disable=not progress,
-               leave=False, mininterval=interval)
-    start = time.perf_counter()
+    return tqdm(total=num_batches, initial=done, desc=f"epoch {epoch + 1}", unit="batch", disable=not shown,
+                leave=False, mininterval=0.5 if sys.stderr.isatty() else 30.0)
+
+
+def train_one_epoch(model, batches: Iterable, num_batches: int, optimizer, lr_at: Callable[[int], float],
+                    step: StepOptions, epoch: int, control: EpochControl = EpochControl()) -> EpochStats:
+    """Train over `batches`; `lr_at(i)` gives the learning rate (before scaling) of the epoch's i-th step."""
+    model.train()
+    tally = _Tally(step.device, control.resume_from)
+    bar = _progress_bar(num_batches, tally.done, epoch, control.progress)
+    sync_every = 1 if step.device.type == "cpu" else 50   # a host sync is free on CPU; on GPU, check less often
     stopped = False
-    for i, (images, labels) in enumerate(batches, start=done):
-        lr = lr_at(first_step + i)
+    for i, (images, labels) in enumerate(batches, start=tally.done):
+        done, last = i + 1, i + 1 == num_batches
+        lr = lr_at(i)
         set_lr(optimizer, lr)
-        images = step.prepare(images.to(device, non_blocking=True))
-        if step.augment is not None:
-            images = step.augment(images)
-        labels = labels.to(device, non_blocking=True)
+        images = step.prepare(images.to(step.device, non_blocking=True))
+        images = step.augment(images) if step.augment is not None else images
+        labels = labels.to(step.device, non_blocking=True)
         loss, logits = training_step(model, optimizer, images, labels, step)
-        loss_sum += loss * len(labels)
-        correct += (logits.argmax(dim=1) == labels).sum()
-        seen += len(labels)
-        if (i + 1) % sync_every == 0 or i + 1 == num_batches:
-            running = loss_sum.item() / seen
-            if not math.isfinite(running):
-                raise NonFiniteLoss(f"the training loss became {running} in epoch {epoch + 1} at step {first_step + i + 1} "
-                                    "(around here); lower --lr; the last checkpoint is untouched")
-            if progress and ((i + 1) % 10 == 0 or i + 1 == num_batches):
-                elapsed = time.perf_counter() - start + seconds_before
-                bar.set_postfix(loss=f"{running:.4f}", acc=f"{100.0 * correct.item() / seen:.2f}%",
-                                **{"img/s": f"{seen / elapsed:.0f}"}, lr=f"{lr:.4g}", refresh=False)
-            bar.update((i + 1) - bar.n)
-        stopping = should_stop is not None and should_stop() and i + 1 < num_batches
-        if on_checkpoint is not None and i + 1 < num_batches and (
-                stopping or (checkpoint_every and (i + 1) % checkpoint_every == 0)):
-            on_checkpoint(EpochProgress(i + 1, loss_sum, int(correct.item()), seen,
-                                        seconds_before + time.perf_counter() - start))
+        tally.add(loss, logits, labels)
+        if done % sync_every == 0 or last:
+            running = tally.running_loss(epoch, done)
+            if control.progress and (done % 10 == 0 or last):
+                bar.set_postfix(loss=f"{running:.4f}", acc=f"{100.0 * tally.correct.item() / tally.seen:.2f}%",
+                                **{"img/s": f"{tally.seen / tally.seconds():.0f}"}, lr=f"{lr:.4g}", refresh=False)
+            bar.update(done - bar.n)
+        stopping = control.should_stop is not None and control.should_stop() and not last
+        if not last and control.checkpoint_due(done, stopping):
+            control.on_checkpoint(tally.progress(done))
         if stopping:
             raise KeyboardInterrupt
-        if deadline is not None and time.perf_counter() > deadline and i + 1 < num_batches:
+        if control.deadline is not None and time.perf_counter() > control.deadline and not last:
             stopped = True
             break
     bar.close()
-    seconds = seconds_before + time.perf_counter() - start
-    return EpochStats(loss_sum.item() / max(seen, 1), 100.0 * correct.item() / max(seen, 1), seen, seconds, stopped)
+    return tally.stats(stopped)
 
 
 def forward_views(model, x: torch.Tensor, flip: bool = False) -> torch.Tensor:
@@ -196,6 +233,11 @@ def score(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> EvalR
     return EvalResult(loss, accuracy, confusion)
 
 
-def evaluate(model, images: torch.Tensor, labels: torch.Tensor, batch_size: int, prepare: Prepare, autocast,
-             device: torch.device, num_classes: int, flip: bool = False) -> EvalResult:
-    return score(predict_logits(model, images, batch_size, prepare, autocast, device, flip).cpu(), labels, num_classes)
+EVAL_BATCH = 512   # images a forward pass in evaluation
+
+
+def evaluate(model, images: torch.Tensor, labels: torch.Tensor, step: StepOptions, num_classes: int,
+             flip: bool = False) -> EvalResult:
+    """Loss, accuracy and confusion matrix of uint8 images, prepared as `step` prepares a batch."""
+    logits = predict_logits(model, images, EVAL_BATCH, step.prepare, step.autocast, step.device, flip)
+    return score(logits.cpu(), labels, num_classes)

@@ -28,7 +28,7 @@ from nin.train.allocator import keep_freed_memory
 from nin.train.card import finish
 from nin.train.device import autocast, resolve_device, use_bf16
 from nin.train.distributed import Ranks
-from nin.train.loop import EpochProgress, StepOptions, train_one_epoch
+from nin.train.loop import EpochControl, EpochProgress, StepOptions, train_one_epoch
 from nin.train.recipes import initialize_, make_optimizer
 from nin.train.rng import restore_rng_states, rng_states
 from nin.train.schedule import (one_cycle_lr, paper_lr, paper_should_stop, plateau_count, step_lr, time_cycle_lr,
@@ -95,7 +95,8 @@ def fit(cfg: TrainConfig, resume: bool = False, log=print, on_epoch_end=None, ov
         if ranks.is_main:
             lock = claim(Path(cfg.out), resume, overwrite)
         with graceful_stop() as stop:
-            return _fit(cfg, resume, log if ranks.is_main else (lambda *_: None), on_epoch_end, stop, ranks)
+            return _fit(cfg, resume, log if ranks.is_main else (lambda *_: None), on_epoch_end or (lambda _: None),
+                        stop, ranks)
     except KeyboardInterrupt:
         checkpoint = Path(cfg.out) / CHECKPOINT_FILE
         kept = (f"the last checkpoint is in {checkpoint}; continue with `nin train --resume {cfg.out}`"
@@ -224,108 +225,158 @@ def restore(cfg: TrainConfig, trainer: Trainer, ranks: Ranks, log) -> RunState:
     return state
 
 
+class RunClock:
+    """The run's time as its card counts it (earlier processes' included) and its budget's deadline."""
+
+    def __init__(self, cfg: TrainConfig, wall_before: float, process_start: float):
+        self.start, self.wall_before = time.perf_counter(), wall_before
+        self.budget_seconds = 60 * cfg.time_budget_minutes if cfg.time_budget_minutes else None
+        self.deadline = process_start + self.budget_seconds if self.budget_seconds else None   # loading counts
+        if cfg.anneal_by_time:
+            # The budget is the run's training time as its card counts it: earlier processes' included, loading not.
+            self.deadline = self.start + self.budget_seconds - wall_before
+
+    def elapsed(self) -> float:
+        return self.wall_before + time.perf_counter() - self.start
+
+    def fraction(self) -> float:
+        """The share of the time budget used so far (read by --anneal-by-time only)."""
+        return self.elapsed() / self.budget_seconds
+
+    def past_deadline(self) -> bool:
+        return self.deadline is not None and time.perf_counter() > self.deadline
+
+
+def steps_in_an_epoch(cfg: TrainConfig, train: Split) -> int:
+    steps = len(train.labels) // cfg.batch_size
+    if steps == 0:
+        raise NinError(f"--batch-size {cfg.batch_size} is larger than the {len(train.labels)} training images")
+    return steps
+
+
+def epoch_batches(cfg: TrainConfig, train: Split, ranks: Ranks, steps: int, epoch: int,
+                  partial: EpochProgress | None):
+    """This rank's batches of the epoch, in the seed's order; after a mid-epoch checkpoint only those left."""
+    per_rank_batch = ranks.per_rank_batch(cfg.batch_size)
+    order = ranks.my_slice(shuffle_order(len(train.labels), cfg.seed, epoch), steps, cfg.batch_size)
+    if partial is not None:
+        order = order[partial.batches_done * per_rank_batch:]
+    return iterate_batches(train.images, train.labels, per_rank_batch, order, drop_last=True)
+
+
+def plateau_rule_ends(cfg: TrainConfig, train_accuracies: list[float]) -> bool:
+    """The paper recipe's third plateau of training accuracy (not with fixed --lr-drop-epochs)."""
+    plateau_rule = RECIPES[cfg.recipe].schedule == "plateau" and not cfg.lr_drop_epochs
+    return plateau_rule and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta))
+
+
+def held_out(data: LoadedDataset) -> tuple[str, Split]:
+    """What each epoch is evaluated on: the validation split when there is one, else the test set."""
+    return ("val", data.val) if data.val is not None else ("test", data.test)
+
+
+def start_run_folder(run_dir: Path, cfg: TrainConfig, data_record: dict) -> None:
+    remove_stale_temporaries(run_dir)   # left by a run killed while writing
+    atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
+    atomic_write_json(run_dir / DATA_FILE, data_record)
+
+
+def epoch_summary(stats, eval_name: str, result) -> str:
+    return (f"train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% | {eval_name} loss {result.loss:.4f} acc "
+            f"{result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s, {stats.seconds:.1f} s")
+
+
+def history_row(epoch: int, lr: float, stats, eval_name: str, result, elapsed: float) -> dict:
+    """metrics.csv's row of an epoch."""
+    return {
+        "epoch": epoch + 1, "lr": lr,
+        "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
+        f"{eval_name}_loss": round(result.loss, 6), f"{eval_name}_accuracy": round(result.accuracy, 4),
+        "images_per_second": round(stats.images_per_second, 1), "epoch_seconds": round(stats.seconds, 2),
+        # the run's time so far as its card counts it: training steps and every evaluation until now
+        "elapsed_seconds": round(elapsed, 1),
+    }
+
+
 def _fit(cfg: TrainConfig, resume: bool, log, on_epoch_end, stop: StopRequest | None = None,
          ranks: Ranks = Ranks()) -> dict:
     process_start = time.perf_counter()   # the time budget counts data loading too
     run_dir = Path(cfg.out)
     torch.manual_seed(cfg.seed)
-    per_rank_batch = ranks.per_rank_batch(cfg.batch_size)
     if ranks.enabled and cfg.time_budget_minutes:
         raise NinError("--time-budget-minutes is for single-process runs; under torchrun use --epochs")
     trainer = build_trainer(cfg, ranks)
-    data, train = trainer.data, trainer.train
-    # Per-epoch evaluation is on the validation split when there is one; the test set is used once, at the end.
-    eval_name, eval_split = ("val", data.val) if data.val is not None else ("test", data.test)
+    data = trainer.data
+    eval_name, eval_split = held_out(data)
     state = restore(cfg, trainer, ranks, log) if resume else RunState()
     if ranks.is_main:
-        remove_stale_temporaries(run_dir)   # left by a run killed while writing
-        atomic_write_json(run_dir / CONFIG_FILE, cfg.to_dict())
-        atomic_write_json(run_dir / DATA_FILE, data.record)
+        start_run_folder(run_dir, cfg, data.record)
+    steps = steps_in_an_epoch(cfg, trainer.train)
+    clock = RunClock(cfg, state.wall_before, process_start)
 
     def save(epochs_done: int, progress: EpochProgress | None):
         rng = ranks.gather(rng_states())   # every rank takes part; rank 0 writes
         if ranks.is_main:
-            save_checkpoint(run_dir / CHECKPOINT_FILE, checkpoint_state(
-                trainer, state, epochs_done, state.wall_before + time.perf_counter() - start, progress, rng))
+            save_checkpoint(run_dir / CHECKPOINT_FILE,
+                            checkpoint_state(trainer, state, epochs_done, clock.elapsed(), progress, rng))
 
     def should_stop() -> bool:
         return ranks.should_stop(stop is not None and stop.requested)
 
-    steps_per_epoch = len(train.labels) // cfg.batch_size
-    if steps_per_epoch == 0:
-        raise NinError(f"--batch-size {cfg.batch_size} is larger than the {len(train.labels)} training images")
-    start = time.perf_counter()
-    deadline = process_start + 60 * cfg.time_budget_minutes if cfg.time_budget_minutes else None
-    if cfg.anneal_by_time:
-        # The budget is the run's training time as its card counts it: earlier processes' included, loading not.
-        deadline = start + 60 * cfg.time_budget_minutes - state.wall_before
-
-    def time_fraction() -> float:
-        return (state.wall_before + time.perf_counter() - start) / (60 * cfg.time_budget_minutes)
-
     result, budget_hit = None, False
     for epoch in range(state.epochs_done, cfg.epochs):
         train_accuracies = [row["train_accuracy"] for row in state.history]
-        plateau_rule = RECIPES[cfg.recipe].schedule == "plateau" and not cfg.lr_drop_epochs
-        if plateau_rule and paper_should_stop(plateau_count(train_accuracies, cfg.patience, cfg.min_delta)):
+        if plateau_rule_ends(cfg, train_accuracies):
             log(f"training accuracy stopped improving a third time: stopping after epoch {epoch}")
             break
-        lr_at = lr_schedule(cfg, steps_per_epoch, train_accuracies, time_fraction)
-        order = ranks.my_slice(shuffle_order(len(train.labels), cfg.seed, epoch), steps_per_epoch, cfg.batch_size)
-        if state.partial is not None:   # a mid-epoch checkpoint: the same order, without the batches already done
-            order = order[state.partial.batches_done * per_rank_batch:]
-        batches = iterate_batches(train.images, train.labels, per_rank_batch, order, drop_last=True)
-        stats = train_one_epoch(
-            trainer.train_model, batches, steps_per_epoch, trainer.optimizer, lr_at, epoch * steps_per_epoch,
-            trainer.small_crop_step if epoch < cfg.small_crop_epochs else trainer.step, epoch,
-            progress=cfg.progress and ranks.is_main, deadline=deadline, resume_from=state.partial,
-            checkpoint_every=cfg.checkpoint_every, on_checkpoint=lambda progress, epoch=epoch: save(epoch, progress),
-            should_stop=should_stop)
+        lr_at = lr_schedule(cfg, steps, train_accuracies, clock.fraction)
+        control = EpochControl(cfg.progress and ranks.is_main, clock.deadline, state.partial, cfg.checkpoint_every,
+                               lambda progress, epoch=epoch: save(epoch, progress), should_stop)
+        stats = ranks.epoch_stats(train_one_epoch(
+            trainer.train_model, epoch_batches(cfg, trainer.train, ranks, steps, epoch, state.partial), steps,
+            trainer.optimizer, lambda i, first=epoch * steps: lr_at(first + i),
+            trainer.small_crop_step if epoch < cfg.small_crop_epochs else trainer.step, epoch, control))
         state.partial = None
-        stats = ranks.epoch_stats(stats)
         # Single view each epoch, as the paper's numbers are: the curves compare with them (flip TTA only at the end).
-        result = ranks.evaluate(trainer.eval_model, eval_split.images, eval_split.labels, 512, trainer.step.prepare,
-                                trainer.step.autocast, data.info.num_classes)
-        state.history.append({
-            "epoch": epoch + 1, "lr": lr_at((epoch + 1) * steps_per_epoch - 1),
-            "train_loss": round(stats.loss, 6), "train_accuracy": round(stats.accuracy, 4),
-            f"{eval_name}_loss": round(result.loss, 6), f"{eval_name}_accuracy": round(result.accuracy, 4),
-            "images_per_second": round(stats.images_per_second, 1), "epoch_seconds": round(stats.seconds, 2),
-            # the run's time so far as its card counts it: training steps and every evaluation until now
-            "elapsed_seconds": round(state.wall_before + time.perf_counter() - start, 1),
-        })
+        result = ranks.evaluate(trainer.eval_model, eval_split.images, eval_split.labels, trainer.step,
+                                data.info.num_classes)
+        state.history.append(history_row(epoch, lr_at((epoch + 1) * steps - 1), stats, eval_name, result,
+                                         clock.elapsed()))
         if stats.stopped_early:   # a fractional epoch: how far the budget got
-            state.history[-1]["epoch"] = round(epoch + stats.images / (steps_per_epoch * cfg.batch_size), 3)
+            state.history[-1]["epoch"] = round(epoch + stats.images / (steps * cfg.batch_size), 3)
             budget_hit = True
-        log(f"epoch {epoch + 1}/{cfg.epochs}: train loss {stats.loss:.4f} acc {stats.accuracy:.2f}% | "
-            f"{eval_name} loss {result.loss:.4f} acc {result.accuracy:.2f}% | {stats.images_per_second:.0f} img/s, "
-            f"{stats.seconds:.1f} s")
+        log(f"epoch {epoch + 1}/{cfg.epochs}: {epoch_summary(stats, eval_name, result)}")
         if ranks.is_main:
             write_metrics(run_dir / METRICS_FILE, state.history)
         save(epoch + 1, None)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch)
+        on_epoch_end(epoch)
         if should_stop():
             raise KeyboardInterrupt
-        if deadline is not None and time.perf_counter() > deadline and epoch + 1 < cfg.epochs:
+        if clock.past_deadline() and epoch + 1 < cfg.epochs:
             budget_hit = True
             log(f"time budget of {cfg.time_budget_minutes:g} minutes used up: stopping after "
                 f"{state.history[-1]['epoch']} epochs")
             break
+    return finish_run(cfg, trainer, state, ranks, result if eval_name == "test" else None, clock.elapsed, budget_hit)
+
+
+def finish_run(cfg: TrainConfig, trainer: Trainer, state: RunState, ranks: Ranks, result, elapsed,
+               budget_hit: bool) -> dict:
+    """The test set once, single view (unless the last epoch's evaluation was it) and with flip TTA if asked for;
+    then the weights and the card (on rank 0; other ranks return {})."""
+    data = trainer.data
 
     def test_result(flip: bool):
-        return ranks.evaluate(trainer.result_model, data.test.images, data.test.labels, 512, trainer.step.prepare,
-                              trainer.step.autocast, data.info.num_classes, flip)
+        return ranks.evaluate(trainer.result_model, data.test.images, data.test.labels, trainer.step,
+                              data.info.num_classes, flip)
 
-    if result is None or eval_name != "test":
-        result = test_result(flip=False)
+    result = result if result is not None else test_result(flip=False)
     flipped = test_result(flip=True) if cfg.test_flip else None
     identical = ranks.parameters_identical(trainer.model) if ranks.enabled else None
     if not ranks.is_main:
         return {}
-    card = finish(run_dir, cfg, trainer, state, (result, flipped), state.wall_before + time.perf_counter() - start,
-                  budget_hit)
+    card = finish(Path(cfg.out), cfg, trainer, state, (result, flipped), elapsed(), budget_hit)
     if ranks.enabled:
         card.update(processes=ranks.world, ranks_identical=identical)
-        atomic_write_json(run_dir / CARD_FILE, card)
+        atomic_write_json(Path(cfg.out) / CARD_FILE, card)
     return card
