@@ -185,3 +185,24 @@ def test_a_recipe_annealed_over_its_budget_keeps_it_unless_one_is_given(tmp_path
                                                        "anneal_by_time": True, "time_budget_minutes": 150})
     assert run_config(exp, 0, Plan(runs_dir=tmp_path), tmp_path).time_budget_minutes == 150
     assert run_config(exp, 0, Plan(runs_dir=tmp_path, budget_minutes=20), tmp_path).time_budget_minutes == 20
+
+
+def test_make_run_trains_the_experiment_whose_record_the_readme_quotes():
+    """`make run`'s flags and the experiment fashion-mnist-make-run give the same settings."""
+    import re
+    import shlex
+
+    from nin.cli import build_parser
+    from nin.cli.training import train_config_from_args
+    from nin.config import LOCATION_FIELDS
+    from nin.reproduce.runner import Plan, run_config
+
+    makefile = (REPO / "Makefile").read_text()
+    defaults = dict(re.findall(r"^(\w+) \?= (.+)$", makefile, re.M))
+    (line,) = [line for line in makefile.splitlines() if line.startswith("\t$(BIN)/nin train")]
+    argv = shlex.split(re.sub(r"\$\((\w+)\)", lambda m: defaults.get(m.group(1), m.group(0)), line))
+    made = train_config_from_args(build_parser().parse_args(argv[1:])).to_dict()
+    exp = load_experiments()["fashion-mnist-make-run"]
+    recorded = run_config(exp, 0, Plan(), REPO).to_dict()
+    differ = {k: (made[k], recorded[k]) for k in made if k not in LOCATION_FIELDS and made[k] != recorded[k]}
+    assert not differ, differ
