@@ -233,38 +233,37 @@ def format_bench(r: dict) -> str:
     return "\n".join(f"{a:<26} {b:>16}   {c}" for a, b, c in rows)
 
 
-# The marked block of docs/speed.md that holds speed_table(results/bench-nin-cifar10.json).
-TABLE_BEGIN = "<!-- speed table: made from results/bench-nin-cifar10.json by nin.bench.speed_table; tested -->"
+# The marked block of docs/speed.md that holds speed_table(every record in results/bench/).
+TABLE_BEGIN = "<!-- speed table: made from results/bench/*.json by nin.bench.speed_table; tested -->"
 TABLE_END = "<!-- end of speed table -->"
+BENCH_DIR = "bench"   # in results/: one `nin bench --json` record per preset and machine kind
 
 
-def speed_table(r: dict) -> str:
-    """A `nin bench --json` record as the Markdown table docs/speed.md carries, beside issue 6's targets."""
-    def target(text: str, met: bool) -> str:
-        return f"{text} ({'met' if met else 'not met'})"
+def machine_kind(machine: str) -> str:
+    """A file-name slug of a machine's kind, without its thread count: "amd-epyc-avx2", "intel-xeon"."""
+    kind = machine.split(",")[0].lower().replace("(r)", "").replace("processor", "")
+    return "-".join(word for word in "".join(c if c.isalnum() else " " for c in kind).split() if word != "with")
 
-    return "\n".join([
-        "| figure | measured | target (issue 6) |", "|---|---:|---:|",
-        *([f"| measured on | {r['machine']}, commit {short_commit(r['commit'])}, "
-           f"{r['date']}; dropout {r['dropout']} | |"]
-          if "machine" in r else []),   # records before 2026-12-05 lack their provenance
-        f"| matmul peak fp32 / bf16 | {r['peak_gflops_fp32']:.0f} / {r['peak_gflops_bf16']:.0f} GFLOP/s | |",
-        f"| training step, {r['precision']} + channels-last | {r['train_images_per_s']:.0f} img/s = "
-        f"{r['train_gflops']:.0f} GFLOP/s = **{100 * r['train_mfu']:.1f}%** of the {r['mfu_peak']} peak | "
-        f"{target('80%', r['train_mfu'] >= 0.8)} |",
-        f"| training vs plain fp32 ({r['plain_train_images_per_s']:.0f} img/s, "
-        f"{100 * r['plain_train_mfu_fp32']:.1f}% of the fp32 peak) | **{r['train_speedup_vs_plain']:.2f}x** "
-        f"(ceiling {r['train_speedup_ceiling']:.2f}x) | {target('4.5x', r['train_speedup_vs_plain'] >= 4.5)} |",
-        f"| inference vs plain fp32 ({r['infer_images_per_s']:.0f} vs {r['plain_infer_images_per_s']:.0f} img/s) | "
-        f"**{r['infer_speedup_vs_plain']:.2f}x** (ceiling {r['infer_speedup_ceiling']:.2f}x) | "
-        f"{target('5x', r['infer_speedup_vs_plain'] >= 5)} |",
-        f"| `nin train` epoch loop vs pure step | {100 * r['end_to_end_fraction']:.1f}% | "
-        f"{target('95%', r['end_to_end_fraction'] >= 0.95)} |",
-        *([f"| `nin train` epoch loop, full size / on {r['small_crop_size']} x {r['small_crop_size']} crops | "
-           f"{r['end_to_end_images_per_s']:.0f} / {r['small_crop_images_per_s']:.0f} img/s "
-           f"({r['small_crop_speedup']:.2f}x) | |"] if "small_crop_images_per_s" in r else []),
-        f"| peak resident memory of the benchmark process | {r['peak_rss_gb']:.2f} GB | under 3 GB |",
-    ])
+
+def record_name(record: dict) -> str:
+    """results/bench/PRESET-KIND.json: one record per preset and machine kind (a new run replaces its kind's)."""
+    return f"{record['preset']}-{machine_kind(record['machine'])}.json"
+
+
+def speed_table(records: list[dict]) -> str:
+    """One row per machine kind of `nin bench --json` records, as docs/speed.md carries them."""
+    lines = ["| machine | measured | matmul peak fp32 / bf16 | training step | share of that peak | vs plain fp32 | "
+             "inference vs plain | epoch loop / step | on small crops | peak memory |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in sorted(records, key=lambda r: r["machine"]):
+        lines.append(
+            f"| {r['machine']} | {r['date']}, commit {short_commit(r['commit'])}, dropout {r['dropout']} | "
+            f"{r['peak_gflops_fp32']:.0f} / {r['peak_gflops_bf16']:.0f} GFLOP/s | "
+            f"{r['train_images_per_s']:.0f} img/s, {r['precision']} | **{100 * r['train_mfu']:.1f}%** of {r['mfu_peak']} | "
+            f"{r['train_speedup_vs_plain']:.2f}x | {r['infer_speedup_vs_plain']:.2f}x | "
+            f"{100 * r['end_to_end_fraction']:.1f}% | {r['small_crop_speedup']:.2f}x at {r['small_crop_size']} px | "
+            f"{r['peak_rss_gb']:.2f} GB |")
+    return "\n".join(lines)
 
 
 # The marked block of docs/speed.md that holds memory_table(results/memory-cifar.json).

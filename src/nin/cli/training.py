@@ -161,7 +161,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from nin.bench import BenchConfig, format_bench, run_bench
+    from nin.bench import BENCH_DIR, BenchConfig, format_bench, record_name, run_bench
     from nin.models.registry import build_model
     from nin.files import atomic_write_json
 
@@ -171,6 +171,10 @@ def cmd_bench(args) -> int:
     print(format_bench(results))
     if args.json:
         atomic_write_json(args.json, results)
+    if args.record is not None:   # results/bench/PRESET-KIND.json: this machine kind's record, replaced
+        path = args.record / BENCH_DIR / record_name(results)
+        atomic_write_json(path, results)
+        print(f"recorded: {path}")
     return 0
 
 
@@ -228,4 +232,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--small-crop-size", type=int, default=24,
                    help="side of the crops the epoch loop is also measured on (a recipe's --small-crop-epochs)")
     p.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    p.add_argument("--record", type=Path, nargs="?", const=Path("results"), metavar="RESULTS",
+                   help="also keep the figures as this machine kind's record, RESULTS/bench/PRESET-KIND.json "
+                        "(default RESULTS: results), from which docs/speed.md's table is made")
     p.set_defaults(run=cmd_bench)
