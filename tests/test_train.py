@@ -249,7 +249,7 @@ def test_anneal_by_time_needs_a_budget_and_the_fast_recipe():
 
 
 def test_forward_views_averages_an_image_and_its_mirror():
-    from nin.train.loop import forward_views
+    from nin.scoring import forward_views
 
     model = torch.nn.Sequential(torch.nn.Conv2d(1, 3, 3), torch.nn.Flatten(), torch.nn.LazyLinear(4))
     x = torch.randn(5, 1, 8, 8)

@@ -14,15 +14,14 @@ import numpy as np
 import torch
 
 from nin.data.batches import make_prepare
-from nin.data.sources import load_raw_test, load_raw_val
+from nin.data.sources import PREPROCESS_CHUNK, load_raw_test, load_raw_val
 from nin.errors import NinError
 from nin.inference import Trained, meta_dataset, model_inputs, to_device
 from nin.maps.confidence import class_maps, strongest_map
+from nin.scoring import EvalResult, predict_logits, score
 from nin.train.allocator import freed_memory_kept
 from nin.train.device import autocast, resolve_device, use_bf16
-from nin.train.loop import EvalResult, predict_logits, score
 
-PREPROCESS_CHUNK = 2_500   # images preprocessed at a time: GCN + ZCA of 2,500 CIFAR images is ~0.1 GB
 
 
 @dataclass

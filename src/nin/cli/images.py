@@ -31,7 +31,7 @@ def cmd_predict(args) -> int:
     import torch
 
     from nin.inference import load_trained, model_inputs, top_k
-    from nin.train.loop import forward_views
+    from nin.scoring import forward_views
 
     trained = load_trained(args.checkpoint)
     loaded, failed = _load_images(args.images, trained, args.native_size)

@@ -179,6 +179,7 @@ def cmd_bench(args) -> int:
 
 
 def add_parsers(sub) -> None:
+    from nin.config import PRECISIONS
     from nin.models.registry import PRESETS
 
     p = sub.add_parser("summary", help="layer-by-layer shapes, parameters and multiply-accumulates")
@@ -198,7 +199,7 @@ def add_parsers(sub) -> None:
     p.add_argument("--offline", action="store_true", help="never touch the network")
     p.add_argument("--json", type=Path, help="also write the results as JSON here")
     p.add_argument("--batch-size", type=int, default=512)
-    p.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    p.add_argument("--precision", default="auto", choices=PRECISIONS)
     p.add_argument("--device", default="auto")
     p.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=False,
                    help="average each image's logits with its mirror image's (flip TTA; default: single view, the "

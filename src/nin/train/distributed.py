@@ -21,7 +21,8 @@ import torch
 import torch.distributed as dist
 
 from nin.errors import NinError
-from nin.train.loop import EpochStats, EvalResult, evaluate
+from nin.scoring import EvalResult
+from nin.train.loop import EpochStats, evaluate
 
 
 @dataclass(frozen=True)
