@@ -70,14 +70,14 @@ echo "data: $(( $(date +%s) - start )) s; rows: ${rows[*]}"
 
 # The rows' experiment files alone, so that the record's table holds these rows only; the dry run
 # trains the same experiments on a few hundred images without ZCA (tests/test_cifar_train.py covers it).
-"$PY" - "$WORK/configs" "$DRY_RUN" "${rows[@]}" <<'EOF'
+"$PY" - "$WORK/experiments" "$DRY_RUN" "${rows[@]}" <<'EOF'
 import json, sys
 from pathlib import Path
-from nin.reproduce.experiments import default_configs_dir
+from nin.reproduce.experiments import default_experiments_dir
 out, dry_run, rows = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:]
 out.mkdir(parents=True, exist_ok=True)
 for name in rows:
-    experiment = json.loads((default_configs_dir() / f"{name}.json").read_text())
+    experiment = json.loads((default_experiments_dir() / f"{name}.json").read_text())
     if dry_run:
         experiment["train"].update(train_subset=256, epochs=1, preprocess="none")
     (out / f"{name}.json").write_text(json.dumps(experiment, indent=2))
@@ -94,7 +94,7 @@ budget=$(awk "BEGIN {printf \"%.2f\", $left / 60}")
 pids=()
 for row in "${rows[@]}"; do
   "$PY" -m nin reproduce "$row" --budget-minutes "$budget" --data-dir "$WORK/data" --runs-dir "$WORK/runs" \
-    --results "$WORK/scratch/$row" --configs "$WORK/configs" > "$WORK/logs/$row.log" 2>&1 &
+    --results "$WORK/scratch/$row" --experiments-dir "$WORK/experiments" > "$WORK/logs/$row.log" 2>&1 &
   pids+=($!)
 done
 failed=0
@@ -110,6 +110,6 @@ echo "train: $(( $(date +%s) - start )) s"
 
 # One record of all the rows (each finished run is reused, not trained again).
 "$PY" -m nin reproduce "${rows[@]}" --budget-minutes "$budget" --data-dir "$WORK/data" --runs-dir "$WORK/runs" \
-  --results "$WORK/paper-rows" --configs "$WORK/configs"
+  --results "$WORK/paper-rows" --experiments-dir "$WORK/experiments"
 tar -czf "$OUT/paper-rows.tar.gz" -C "$WORK/paper-rows" .
 echo "total: $(( $(date +%s) - start )) s"

@@ -1,4 +1,4 @@
-"""What a user gets from `pip install`: the wheel carries the weights and configs, the Python API, torch.hub."""
+"""What a user gets from `pip install`: the wheel carries the weights and experiment files, the Python API, torch.hub."""
 
 import json
 import subprocess

@@ -12,7 +12,7 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 # What decides a result; edits elsewhere (README, results/ that runs write) do not make a run "uncommitted".
-CODE_PATHS = ("src", "pyproject.toml")   # src/nin/configs/ included
+CODE_PATHS = ("src", "pyproject.toml")   # src/nin/experiments/ included
 
 
 @functools.cache

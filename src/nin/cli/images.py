@@ -7,11 +7,11 @@ from pathlib import Path
 
 from nin.errors import NinError
 
-CHECKPOINT_HELP = "a run folder, a weights.safetensors file, or a shipped model name (nin-mnist, ...)"
+WEIGHTS_HELP = "a run folder, a weights.safetensors file, or a shipped model name (nin-mnist, ...)"
 
 
 def _add_image_args(p) -> None:
-    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
+    p.add_argument("weights", type=Path, help=WEIGHTS_HELP)
     p.add_argument("images", type=Path, nargs="*", metavar="IMAGE", help="image files (any size; grey or colour)")
     p.add_argument("--native-size", action="store_true",
                    help="feed images at their own size instead of resizing to the training size (GAP allows it)")
@@ -33,7 +33,7 @@ def cmd_predict(args) -> int:
     from nin.inference import load_trained, model_inputs, top_k
     from nin.scoring import forward_views
 
-    trained = load_trained(args.checkpoint)
+    trained = load_trained(args.weights)
     loaded, failed = _load_images(args.images, trained, args.native_size)
     names = trained.class_names
     results = []
@@ -54,7 +54,7 @@ def cmd_maps(args) -> int:
     from nin.inference import load_trained
     from nin.maps.figure import save_figure
 
-    trained = load_trained(args.checkpoint)
+    trained = load_trained(args.weights)
     if args.images:
         figure, count, failed = _photo_maps_figure(args, trained)
     else:
@@ -118,7 +118,7 @@ def cmd_export(args) -> int:
     from nin.export import export_onnx, onnx_parity
     from nin.inference import load_trained
 
-    trained = load_trained(args.checkpoint)
+    trained = load_trained(args.weights)
     export_onnx(trained, args.onnx)
     size = trained.image_size
     shapes = [(1, size, size), (3, size + 13, size + 7) if trained.model.has_class_maps else (3, size, size)]
@@ -199,7 +199,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=cmd_report)
 
     p = sub.add_parser("export", help="export to ONNX (dynamic batch and size), checked with onnxruntime")
-    p.add_argument("checkpoint", type=Path, help=CHECKPOINT_HELP)
+    p.add_argument("weights", type=Path, help=WEIGHTS_HELP)
     p.add_argument("--onnx", type=Path, required=True, metavar="OUT.onnx")
     p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference from PyTorch (fp32)")
     p.set_defaults(run=cmd_export)

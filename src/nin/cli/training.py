@@ -112,7 +112,7 @@ def cmd_eval(args) -> int:
     from nin.files import atomic_write_json
     from nin.inference import load_trained
 
-    trained = load_trained(args.checkpoint)
+    trained = load_trained(args.weights)
     evaluation = evaluate_on_test(trained, args.dataset, args.data_dir, args.offline, args.test_flip, args.split,
                                   EvalOptions(args.device, args.precision, args.batch_size))
     flip = evaluation.flip
@@ -127,7 +127,7 @@ def cmd_eval(args) -> int:
         print("  " + " ".join(f"{v:5d}" for v in row))
     if args.json:
         atomic_write_json(args.json, {
-            "dataset": evaluation.dataset, "checkpoint": str(args.checkpoint), "split": evaluation.split,
+            "dataset": evaluation.dataset, "weights": str(args.weights), "split": evaluation.split,
             "images": len(evaluation.predicted),
             # the keys keep their names for either split; "split" says which
             "test_error": round(result.error, 4), "test_accuracy": round(result.accuracy, 4),
@@ -142,7 +142,7 @@ def cmd_reproduce(args) -> int:
     from nin.reproduce.experiments import load_experiments
     from nin.reproduce.runner import Plan, reproduce
 
-    experiments = load_experiments(args.configs)
+    experiments = load_experiments(args.experiments_dir)
     if args.list:
         for name, exp in experiments.items():
             print(f"{name:<24} {exp.group:<10} {exp.description}")
@@ -193,7 +193,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(run=cmd_train)
 
     p = sub.add_parser("eval", help="test error, per-class accuracy and confusion matrix of a trained model")
-    p.add_argument("checkpoint", type=Path, help="a run folder or a weights.safetensors file")
+    p.add_argument("weights", type=Path, help="a run folder, a weights.safetensors file, or a shipped model name")
     p.add_argument("--dataset", help="data set to evaluate on (default: the one it was trained on)")
     p.add_argument("--data-dir", type=Path, default=None, help="folder with the data set files")
     p.add_argument("--offline", action="store_true", help="never touch the network")
@@ -208,7 +208,7 @@ def add_parsers(sub) -> None:
                    help="test, or val: the paper's validation images, for weights trained with --val-split paper")
     p.set_defaults(run=cmd_eval)
 
-    p = sub.add_parser("reproduce", help="run the paper's experiments (src/nin/configs/) and write results/README.md")
+    p = sub.add_parser("reproduce", help="run the paper's experiments (src/nin/experiments/) and write results/README.md")
     p.add_argument("experiments", nargs="*", metavar="EXPERIMENT", help="experiment names (default: all; see --list)")
     p.add_argument("--list", action="store_true", help="list the experiments and exit")
     p.add_argument("--seeds", type=int, default=1, help="seeds 0..S-1 per experiment (default 1)")
@@ -218,7 +218,8 @@ def add_parsers(sub) -> None:
                    help="folder with the data sets (default $NIN_DATA or ./data, then ../shared/data)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs/reproduce"), help="where run folders go")
     p.add_argument("--results", type=Path, default=Path("results"), help="where runs.json and README.md go")
-    p.add_argument("--configs", type=Path, default=None, help="folder of experiment files (default: the package's src/nin/configs/)")
+    p.add_argument("--experiments-dir", type=Path, default=None,
+                   help="folder of experiment files (default: the package's src/nin/experiments/)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.set_defaults(run=cmd_reproduce)
 

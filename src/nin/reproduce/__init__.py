@@ -1,1 +1,1 @@
-"""`nin reproduce`: the paper's experiments (src/nin/configs/), run and tabulated beside the paper's numbers."""
+"""`nin reproduce`: the paper's experiments (src/nin/experiments/), run and tabulated beside the paper's numbers."""

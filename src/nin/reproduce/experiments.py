@@ -1,4 +1,4 @@
-"""Experiment files (src/nin/configs/*.json): a description, the paper's row and number, and TrainConfig fields."""
+"""Experiment files (src/nin/experiments/*.json): a description, the paper's row and number, and TrainConfig fields."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ class Experiment:
     train: dict                # TrainConfig fields
 
 
-def default_configs_dir() -> Path:
-    """The experiment files shipped in the package (src/nin/configs/, installed with it)."""
-    return Path(str(resources.files("nin") / "configs"))
+def default_experiments_dir() -> Path:
+    """The experiment files shipped in the package (src/nin/experiments/, installed with it)."""
+    return Path(str(resources.files("nin") / "experiments"))
 
 
 def load_experiment(path: Path) -> Experiment:
@@ -43,7 +43,7 @@ def load_experiment(path: Path) -> Experiment:
 
 
 def load_experiments(folder: Path | None = None) -> dict[str, Experiment]:
-    folder = Path(folder or default_configs_dir())
+    folder = Path(folder or default_experiments_dir())
     files = sorted(folder.glob("*.json"))
     if not files:
         raise NinError(f"{folder}: no experiment files (*.json) there")
