@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from nin.errors import NinError
 from nin.images import load_image, to_array
 from nin.inference import Trained, input_size, load_trained, model_inputs
 from nin.maps.confidence import class_maps, upsample
+from nin.maps.explain import channels_last, require_class_maps
 from nin.maps.locate import DEFAULT_THRESHOLD, box_from_heatmap
 
 
@@ -45,11 +45,6 @@ def _as_image(image) -> Image.Image:
     raise TypeError(f"expected a path, a PIL image or a uint8 array, got {type(image).__name__}")
 
 
-def _channels_last(array: np.ndarray) -> np.ndarray:
-    """(C, H, W) uint8 -> (H, W) for grey, (H, W, 3) for colour: how pictures are drawn."""
-    return array[0] if array.shape[0] == 1 else array.transpose(1, 2, 0)
-
-
 def explain_photo(trained: Trained, image, top_k: int = PHOTO_TOP_K, threshold: float = DEFAULT_THRESHOLD,
                   native_size: bool = False) -> PhotoMaps:
     """The top `top_k` classes of `image` (a path, PIL image or uint8 array) with their maps.
@@ -63,7 +58,7 @@ def explain_photo(trained: Trained, image, top_k: int = PHOTO_TOP_K, threshold: 
     else:
         photo = to_array(_as_image(image), channels)
     height, width = photo.shape[1:]
-    model_image = photo if size is None else to_array(Image.fromarray(_channels_last(photo)), channels, size)
+    model_image = photo if size is None else to_array(Image.fromarray(channels_last(photo)), channels, size)
     maps, logits = class_maps(trained.model, model_inputs(trained, torch.from_numpy(model_image)[None]))
     probabilities = logits.softmax(dim=1)[0]
     top = probabilities.topk(max(1, min(top_k, len(probabilities))))
@@ -79,7 +74,7 @@ def explain_photo(trained: Trained, image, top_k: int = PHOTO_TOP_K, threshold: 
                   "aspect ratio not kept); the maps stretched back over it")
     return PhotoMaps(
         names=[trained.class_names[c] for c in classes], classes=classes, probabilities=top.values.tolist(),
-        photo=_channels_last(photo), model_input=_channels_last(model_image),
+        photo=channels_last(photo), model_input=channels_last(model_image),
         maps_at_input=upsample(chosen, tuple(model_image.shape[1:]))[0].numpy(), maps_at_photo=at_photo,
         box=box_from_heatmap(at_photo[0], threshold), fitted=fitted)
 
@@ -88,7 +83,5 @@ def explain(model, image, top_k: int = PHOTO_TOP_K, threshold: float = DEFAULT_T
     """`nin.explain`: a shipped model's name, a run folder or weights file (or a loaded model from
     nin.inference.load_trained), and a photo; see explain_photo."""
     trained = model if isinstance(model, Trained) else load_trained(model)
-    if not trained.model.has_class_maps:
-        raise NinError(f"{trained.meta.get('preset', 'this model')} has a fully connected head, so it has no class "
-                       "confidence maps; only GAP models (nin-*, cnn-*-gap) do")
+    require_class_maps(trained)
     return explain_photo(trained, image, top_k, threshold)

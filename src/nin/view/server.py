@@ -98,9 +98,10 @@ class Viewer:
         from nin.maps.photo import explain_photo
         from nin.view.pictures import array_png, overlay_png, png_data_url
 
+        from nin.maps.explain import require_class_maps
+
         trained = self.trained(name)
-        if not trained.model.has_class_maps:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, f"{name} has a fully connected head and so no class maps")
+        require_class_maps(trained)   # a NinError: a 400 with its line
         if not self.computing.acquire(blocking=False):
             raise BadRequest(HTTPStatus.SERVICE_UNAVAILABLE, "busy with other pictures; try again in a moment")
         try:
@@ -118,6 +119,7 @@ class Viewer:
     def sample(self, name: str, seed: int | None) -> tuple:
         """A random test image of the model's data set (uint8 array, H x W or H x W x 3) and its label."""
         from nin.data.sources import load_raw_test
+        from nin.maps.explain import channels_last
 
         if not self.data_dirs:
             raise BadRequest(HTTPStatus.NOT_FOUND, "no test images here: start `nin view` with --data-dir")
@@ -131,8 +133,7 @@ class Viewer:
         else:
             raise BadRequest(HTTPStatus.NOT_FOUND, f"no {dataset} test images in {', '.join(map(str, self.data_dirs))}")
         i = random.Random(seed).randrange(len(test.labels))
-        image = test.images[i].numpy()
-        return (image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)), int(test.labels[i])
+        return channels_last(test.images[i].numpy()), int(test.labels[i])
 
 
 def _number(query: dict, key: str, kind, default, low, high):
