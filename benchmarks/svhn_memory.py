@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from nin.data.sources import load_dataset
+from nin.data.datasets import load_dataset
 from nin.provenance import peak_memory_bytes
 
 SIZES = {"train": 73_257, "extra": 531_131, "test": 26_032}

@@ -34,7 +34,7 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def mnist_test(mnist_dir):
     """The 10,000 MNIST test images (uint8) and labels."""
-    from nin.data.sources import load_raw_test
+    from nin.data.datasets import load_raw_test
 
     return load_raw_test("mnist", mnist_dir, offline=True)
 

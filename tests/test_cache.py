@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nin.data.cache import CacheDamaged, verify
-from nin.data.sources import load_dataset
+from nin.data.datasets import load_dataset
 
 
 def write_small_cifar10(folder, n=300):
@@ -83,7 +83,7 @@ def test_a_clean_entry_is_read_back_without_a_note(data_dir, tmp_path, capsys):
 
 def test_two_processes_building_one_entry_at_once_leave_one_good_copy(data_dir, tmp_path):
     cache = tmp_path / "cache"
-    code = ("import sys, torch; from pathlib import Path; from nin.data.sources import load_dataset; "
+    code = ("import sys, torch; from pathlib import Path; from nin.data.datasets import load_dataset; "
             "d = load_dataset('cifar10', Path(sys.argv[1]), offline=True, preprocess='lcn', cache_dir=Path(sys.argv[2])); "
             "print(float(d.train.images.float().sum()), float(d.test.images.float().sum()))")
     processes = [subprocess.Popen([sys.executable, "-c", code, str(data_dir), str(cache)], stdout=subprocess.PIPE,

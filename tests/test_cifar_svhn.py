@@ -13,7 +13,7 @@ import scipy.io
 
 from nin.data import cifar
 from nin.data.archives import md5sum, safe_extract
-from nin.data.sources import load_dataset
+from nin.data.datasets import load_dataset
 from nin.errors import NinError
 
 
@@ -222,7 +222,7 @@ def test_truncated_binary_batch_via_cli_is_one_line_exit_2(tmp_path, capsys):
 
 
 def test_stacked_rows_read_like_the_concatenation_without_making_it(tmp_path):
-    from nin.data.sources import StackedRows, _digest
+    from nin.data.datasets import StackedRows, _digest
 
     a = np.arange(1000 * 12, dtype=np.uint8).reshape(1000, 12)
     b = a[::-1].copy()

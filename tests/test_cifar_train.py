@@ -47,7 +47,7 @@ def test_cifar10_gcn_zca_augmented_training_beats_chance(cifar10_dir, tmp_path):
     import torch
     from PIL import Image
 
-    from nin.data.sources import load_raw_test
+    from nin.data.datasets import load_raw_test
     from nin.inference import load_trained, model_inputs
     trained = load_trained(out)
     raw = load_raw_test("cifar10", cifar10_dir, offline=True)

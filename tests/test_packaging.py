@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import nin
-from nin.data.sources import load_raw_test
+from nin.data.datasets import load_raw_test
 from nin.errors import NinError
 from nin.inference import load_trained, model_inputs
 from nin.provenance import REPO

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import nin
-from nin.data.sources import load_raw_test
+from nin.data.datasets import load_raw_test
 from nin.errors import NinError
 from nin.inference import load_trained
 from nin.maps.photo import explain_photo

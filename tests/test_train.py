@@ -282,7 +282,7 @@ def test_test_flip_is_kept_with_the_weights_and_reported_apart_from_single_view(
     assert evaluated["--test-flip"]["test_error"] == pytest.approx(card["test_error_flip"], abs=0.5)
     # The two views by hand: the mean of the logits of each test image and of its mirror.
     from nin.data.batches import normalize
-    from nin.data.sources import load_raw_test
+    from nin.data.datasets import load_raw_test
     from nin.inference import load_trained
 
     trained = load_trained(out)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from nin.data.sources import load_raw_test
+from nin.data.datasets import load_raw_test
 from nin.view.server import MAX_UPLOAD_BYTES, Viewer, serve
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from nin.data.sources import load_raw_test
+from nin.data.datasets import load_raw_test
 from nin.view.server import Viewer, serve
 
 REPO = Path(__file__).resolve().parents[1]

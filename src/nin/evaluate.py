@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from nin.data.batches import make_prepare
-from nin.data.sources import PREPROCESS_CHUNK, load_raw_test, load_raw_val
+from nin.data.datasets import PREPROCESS_CHUNK, load_raw_test, load_raw_val
 from nin.errors import NinError
 from nin.inference import Trained, meta_dataset, model_inputs, to_device
 from nin.maps.confidence import class_maps, strongest_map

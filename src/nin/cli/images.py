@@ -92,7 +92,7 @@ def _test_maps_figure(args, trained):
     """--samples random test images of the data set, each with its class maps beside it (the paper's Figure 4)."""
     import torch
 
-    from nin.data.sources import load_raw_test
+    from nin.data.datasets import load_raw_test
     from nin.inference import meta_dataset
     from nin.maps.explain import explain
     from nin.maps.figure import render_rows

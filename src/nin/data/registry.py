@@ -43,7 +43,7 @@ class DatasetInfo:
     reader: ModuleType        # see the module docstring
     pool: tuple[str, ...] = ("train",)   # the raw splits that training draws from
     validation: str = LAST_10000
-    fingerprinted: bool = True   # data/identity.py knows its official pixels
+    fingerprinted: bool = True   # data/releases.py knows its official pixels
 
     @property
     def num_classes(self) -> int:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nin.data.sources import load_raw_test
+from nin.data.datasets import load_raw_test
 from nin.errors import NinError
 from nin.inference import load_trained
 from nin.maps.explain import explain

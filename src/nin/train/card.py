@@ -11,7 +11,7 @@ import torch
 
 from nin.config import TrainConfig
 from nin.data.preprocess import zca_tensors
-from nin.data.sources import LoadedDataset
+from nin.data.datasets import LoadedDataset
 from nin.files import PREPROCESS_PREFIX, atomic_write_json, save_weights
 from nin.models.nin import NIN
 from nin.provenance import commit, machine, peak_memory_bytes

@@ -15,7 +15,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from nin.config import LOCATION_FIELDS, TrainConfig, check_resume
 from nin.data.augment import make_augment
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
-from nin.data.sources import LoadedDataset, Split, load_dataset
+from nin.data.datasets import LoadedDataset, Split, load_dataset
 from nin.errors import NinError
 from nin.fast import optimize
 from nin.files import atomic_write_json, load_checkpoint, save_checkpoint

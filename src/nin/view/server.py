@@ -118,7 +118,7 @@ class Viewer:
 
     def sample(self, name: str, seed: int | None) -> tuple:
         """A random test image of the model's data set (uint8 array, H x W or H x W x 3) and its label."""
-        from nin.data.sources import load_raw_test
+        from nin.data.datasets import load_raw_test
         from nin.maps.explain import channels_last
 
         if not self.data_dirs:

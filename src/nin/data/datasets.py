@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nin.data import identity, preprocess, svhn
+from nin.data import preprocess, releases, svhn
 from nin.data.cache import build_or_reuse
 from nin.data.preprocess import ZcaParams
 from nin.data.registry import (LAST_10000, MEASURED_WHEN_LOADED, PREPROCESSINGS, VAL_SPLITS, DatasetInfo,
@@ -225,7 +225,7 @@ def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False,
     cache_dir.mkdir(parents=True, exist_ok=True)   # SVHN's reader writes its images there, to memory-map them
     raw = _read_raw(name, data_dir, offline, scratch=cache_dir)
     train_idx, val_idx, record = _split_indices(name, raw, val_split, seed)
-    record["description"] = identity.describe(info, raw["train"], raw["test"])
+    record["description"] = releases.describe(info, raw["train"], raw["test"])
     test = raw["test"]
     if len(info.pool) > 1:   # SVHN's train + extra, without a concatenated copy
         pool_x = StackedRows([raw[split][0] for split in info.pool])
@@ -258,10 +258,10 @@ def load_dataset(name: str, data_dir: Path | None = None, offline: bool = False,
 
 
 def describe_data(name: str, data_dir: Path | None = None, offline: bool = True) -> str:
-    """What the data in data_dir is, recognised from its pixels (see data/identity.py)."""
+    """What the data in data_dir is, recognised from its pixels (see data/releases.py)."""
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     raw = _read_raw(name, data_dir, offline, splits=("train", "test"))
-    return identity.describe(dataset_info(name), raw["train"], raw["test"])
+    return releases.describe(dataset_info(name), raw["train"], raw["test"])
 
 
 def load_raw_test(name: str, data_dir: Path | None = None, offline: bool = False) -> Split:

@@ -1,4 +1,4 @@
-"""Which data a set of arrays is: recognised from the pixels and labels themselves, not from file names."""
+"""Which release a set of arrays is: recognised from the pixels and labels themselves, not from file names."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import write_idx
 from nin.data.idx import read_idx
-from nin.data.sources import describe_data, load_dataset
+from nin.data.datasets import describe_data, load_dataset
 from nin.errors import NinError
 
 
@@ -102,9 +102,9 @@ def test_iterate_batches_over_part_of_the_data():
 
 
 def test_the_data_is_recognised_from_its_pixels_not_its_file_names(cifar10_dir, cifar100_dir, mnist_dir):
-    from nin.data import identity
+    from nin.data import releases
     from nin.data.registry import DATASETS
-    from nin.data.sources import _read_raw
+    from nin.data.datasets import _read_raw
 
     CIFAR10 = DATASETS["cifar10"]
 
@@ -112,13 +112,13 @@ def test_the_data_is_recognised_from_its_pixels_not_its_file_names(cifar10_dir, 
     assert describe_data("mnist", mnist_dir) == "MNIST (official pixels)"
     raw = _read_raw("cifar10", cifar10_dir, offline=True)
     train, test = raw["train"], raw["test"]
-    assert identity.describe(CIFAR10, train, test) == "CIFAR-10 (official pixels)"
+    assert releases.describe(CIFAR10, train, test) == "CIFAR-10 (official pixels)"
     # Any order of the same images is the same data; one changed pixel or label is not.
     order = np.random.default_rng(0).permutation(len(test[1]))
-    assert identity.describe(CIFAR10, train, (test[0][order], test[1][order])) == "CIFAR-10 (official pixels)"
+    assert releases.describe(CIFAR10, train, (test[0][order], test[1][order])) == "CIFAR-10 (official pixels)"
     touched = test[0].copy()
     touched[123, 1, 4, 5] ^= 1
-    assert identity.describe(CIFAR10, train, (touched, test[1])) == f"CIFAR-10 ({identity.UNKNOWN})"
+    assert releases.describe(CIFAR10, train, (touched, test[1])) == f"CIFAR-10 ({releases.UNKNOWN})"
     relabelled = test[1].copy()
     relabelled[7] = (relabelled[7] + 1) % 10
-    assert identity.describe(CIFAR10, train, (test[0], relabelled)) == f"CIFAR-10 ({identity.UNKNOWN})"
+    assert releases.describe(CIFAR10, train, (test[0], relabelled)) == f"CIFAR-10 ({releases.UNKNOWN})"
