@@ -8,7 +8,7 @@ ZCA on the 50,000 training images and writes the cache; the second reads that ca
 the experiment's own settings cut short by a time budget that counts loading too (3 minutes with
 an empty cache, 2 with the cache), and must have trained for part of an epoch, so that the figure,
 its card's `peak_memory_gb` (the process's VmHWM), covers training. Target (issue 16): under 4 GB.
-docs/speed.md's memory table is made from the JSON this writes (`nin.bench.memory_table`).
+docs/speed.md's memory table is made from the JSON this writes (`nin.tables.memory_table`).
 """
 
 from __future__ import annotations

@@ -5,15 +5,16 @@ import importlib.util
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
+import pytest
 
 from nin.config import TrainConfig
 from nin.models import PRESETS
 from nin.reproduce.experiments import load_experiments
-from nin.provenance import REPO, short_commit
-from nin.reproduce.results import (CARDS_SINCE, CURVES_INTRO, INTRO, TABLE_BEGIN, TABLE_END, kept_histories,
-                                   load_records, merge, splice_table)
-from nin.reproduce.table import render_curves, render_table, summarize
+from nin.provenance import REPO, machine_kind, short_commit
+from nin.reproduce.results import CARDS_SINCE, CURVES_INTRO, INTRO, kept_histories, load_records, merge
+from nin.tables import RESULTS, Block, curves_table, results_table, summarize
 
 
 def test_every_experiment_file_is_valid_and_uses_a_real_preset():
@@ -38,15 +39,15 @@ def test_table_rows_not_run_and_short_budget():
     record = {"experiment": "mnist-paper", "seed": 0, "test_error": 3.25, "epochs": 0.4, "wall_seconds": 120,
               "short_budget": True, "budget_minutes": 2, "data": "MNIST", "machine": "cpu", "commit": "abcdef123456",
               "command": "nin reproduce mnist-paper --seeds 1 --budget-minutes 2"}
-    table = render_table(experiments, [record], {"svhn": "svhn data not found"})
+    table = results_table(experiments, [record], {"svhn": "svhn data not found"})
     row = next(line for line in table.splitlines() if line.startswith("| mnist-paper "))
     assert "| 0.47 | 3.25 (short budget: 2 min; paper's error not reached) |" in row and "abcdef12" in row
     assert "| 2 min (budget 2 min) |" in row
-    beaten = render_table(experiments, [{**record, "test_error": 0.40, "short_budget": False}], {})
+    beaten = results_table(experiments, [{**record, "test_error": 0.40, "short_budget": False}], {})
     row = next(line for line in beaten.splitlines() if line.startswith("| mnist-paper "))
     assert "| 0.47 | 0.40 |" in row
     assert "| svhn | SVHN, NIN | 2.35 | not run: svhn data not found |" in table
-    mixed = render_table(experiments, [record, {**record, "seed": 1, "budget_minutes": 3, "wall_seconds": 180}], {})
+    mixed = results_table(experiments, [record, {**record, "seed": 1, "budget_minutes": 3, "wall_seconds": 180}], {})
     row = next(line for line in mixed.splitlines() if line.startswith("| mnist-paper "))
     assert "(short budget: 2/3 min; paper's error not reached)" in row and "| 2 min/3 min (budget 2/3 min) |" in row
 
@@ -65,11 +66,11 @@ def test_learning_curves_show_every_fifth_and_the_last_epoch_of_comparison_runs(
     histories = {("cifar10-10k-fc", 1): rows, ("cifar10-aug", 0): rows,
                  ("cifar10-10k-gap", 0): [{"epoch": "5", "train_accuracy": "90", "val_accuracy": "70",
                                            "test_accuracy": "0"}]}
-    assert render_curves(experiments, records, histories).splitlines() == [
+    assert curves_table(experiments, records, histories).splitlines() == [
         "| experiment | seed | epoch 5 | epoch 7 |", "|---|---|---:|---:|",
         "| cifar10-10k-fc | 1 | 50.0 / 25.0 | 70.0 / 35.0 |",
         "| cifar10-10k-gap | 0 | 90.0 / 70.0 |  |"]       # validation accuracy where the run had a split
-    assert render_curves(experiments, records, {}) == ""
+    assert curves_table(experiments, records, {}) == ""
 
 
 def test_merge_replaces_same_experiment_and_seed():
@@ -78,11 +79,31 @@ def test_merge_replaces_same_experiment_and_seed():
                                                                     {"experiment": "a", "seed": 1, "v": 1}]
 
 
-def test_splice_table_replaces_only_the_marked_block():
-    text = f"intro\n{TABLE_BEGIN}\nold | table\n{TABLE_END}\noutro\n"
-    assert splice_table(text, "new | table") == f"intro\n{TABLE_BEGIN}\nnew | table\n{TABLE_END}\noutro\n"
-    assert splice_table("no markers here", "new") is None
-    assert splice_table(f"{TABLE_END}\n{TABLE_BEGIN}", "new") is None   # markers out of order: leave the file alone
+def test_an_experiment_marked_per_machine_kind_keeps_one_record_per_kind():
+    fast = {"experiment": "a", "seed": 0, "machine_kind": "intel-xeon", "v": 1}
+    slow = {"experiment": "a", "seed": 0, "machine_kind": "amd-epyc-avx2", "v": 1}
+    assert merge([fast], [slow]) == [slow, fast]                       # another kind: kept beside
+    assert merge([fast, slow], [{**slow, "v": 2}]) == [{**slow, "v": 2}, fast]   # the same kind: replaced
+    experiments = load_experiments()
+    for record in load_records(REPO / "results"):
+        per_kind = record["experiment"] in experiments and experiments[record["experiment"]].per_machine_kind
+        assert ("machine_kind" in record) == per_kind, record["experiment"]
+        assert record.get("machine_kind", machine_kind(record["machine"])) == machine_kind(record["machine"])
+    rows = results_table({"a": SimpleNamespace(paper_row="-", paper_error=None, group="ours")},
+                         [{**r, "test_error": 9.0, "wall_seconds": 60, "epochs": 3, "data": "d", "machine": r["machine_kind"],
+                           "command": "c", "commit": "0" * 40} for r in (fast, slow)], {}).splitlines()[2:]
+    assert [row.split(" | ")[9] for row in rows] == ["amd-epyc-avx2", "intel-xeon"]   # a row each, not a mean
+
+
+def test_a_block_splices_and_reads_only_its_marked_lines():
+    block = Block("<!-- a -->", "<!-- end of a -->")
+    text = f"intro\n{block.begin}\nold | table\n{block.end}\noutro\n"
+    assert block.splice(text, "new | table") == f"intro\n{block.begin}\nnew | table\n{block.end}\noutro\n"
+    assert block.read(block.splice(text, "new | table")) == "new | table"
+    assert block.splice("no markers here", "new") is None
+    assert block.splice(f"{block.end}\n{block.begin}", "new") is None   # markers out of order: leave the file alone
+    with pytest.raises(ValueError):
+        block.read("no markers here")
 
 
 def test_committed_tables_match_the_committed_records():
@@ -92,11 +113,11 @@ def test_committed_tables_match_the_committed_records():
     experiments, records = load_experiments(), load_records(REPO / "results")
     assert records, "results/runs.json is empty"
     readme = (REPO / "README.md").read_text()
-    block = readme[readme.index(TABLE_BEGIN) + len(TABLE_BEGIN):readme.index(TABLE_END)].strip()
+    block = RESULTS.read(readme)
     not_run = {cells[1].strip(): cells[4].strip().removeprefix("not run: ")
                for cells in (line.split("|") for line in block.splitlines()) if "not run: " in cells[4]}
-    assert block == render_table(experiments, records, not_run)
-    curves = render_curves(experiments, records, kept_histories(REPO / "results", records))
+    assert block == results_table(experiments, records, not_run)
+    curves = curves_table(experiments, records, kept_histories(REPO / "results", records))
     # results/README.md: the introduction, the same table, the curves, then results/notes.md as it is now
     assert (REPO / "results" / "README.md").read_text() == \
         f"{INTRO}\n{block}\n\n{CURVES_INTRO}\n{curves}\n\n{(REPO / 'results' / 'notes.md').read_text()}"

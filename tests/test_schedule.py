@@ -63,7 +63,8 @@ def test_fixed_drops_replace_the_plateau_rule():
 
 def test_the_recipes_are_values_that_a_config_starts_from():
     from nin.config import RECIPE_FIELDS
-    from nin.recipe import FAST, PAPER, RECIPES, markdown_table
+    from nin.recipe import FAST, PAPER, RECIPES
+    from nin.tables import RECIPES_BLOCK, recipes_table
     from nin.provenance import REPO
 
     assert RECIPES == {"paper": PAPER, "fast": FAST}
@@ -73,7 +74,7 @@ def test_the_recipes_are_values_that_a_config_starts_from():
     # a flag overrides one field and leaves the others the recipe's
     cfg = TrainConfig(dataset="mnist", recipe="paper", momentum=0.5).resolved()
     assert (cfg.momentum, cfg.weight_decay, cfg.lr) == (0.5, PAPER.weight_decay, PAPER.lr)
-    assert markdown_table() in (REPO / "docs" / "recipes.md").read_text()
+    assert RECIPES_BLOCK.read((REPO / "docs" / "recipes.md").read_text()) == recipes_table()
 
 
 def test_no_code_branches_on_a_recipes_name():

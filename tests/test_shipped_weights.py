@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 
 from nin.data.preprocess import matrix_sha256
-from nin.data.sources import load_raw_test
+from nin.data.datasets import load_raw_test
 from nin.evaluate import evaluate_on_test, pack_peak_flags, true_class_peak_flags, true_class_peaks, unpack_peak_flags
 from nin.inference import load_trained, shipped_names, shipped_weights_dir
-from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
 from nin.config import LOCATION_FIELDS, TrainConfig
 from nin.provenance import REPO
 from nin.reproduce.experiments import load_experiments
 from nin.reproduce.results import load_records
+from nin.tables import PRETRAINED, pretrained_table
 from nin.train.device import resolve_device, use_bf16
 
 CARD = json.loads((shipped_weights_dir() / "nin-mnist.json").read_text())
@@ -37,8 +37,7 @@ def _long_for_cifar(names):
 
 def test_the_readme_table_of_shipped_models_is_made_from_their_cards():
     readme = (REPO / "README.md").read_text()
-    block = readme[readme.index(PRETRAINED_BEGIN) + len(PRETRAINED_BEGIN):readme.index(PRETRAINED_END)]
-    assert block.strip() == pretrained_table(list(CARDS.values()))
+    assert PRETRAINED.read(readme) == pretrained_table(list(CARDS.values()))
 
 
 @pytest.mark.parametrize("name", sorted(CARDS))

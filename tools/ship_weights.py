@@ -29,14 +29,13 @@ import torch
 
 from nin.config import LOCATION_FIELDS   # the fields that say where things were, not what was done
 from nin.data.preprocess import ZcaParams, matrix_sha256, zca_tensors
-from nin.data.sources import load_raw_test
+from nin.data.datasets import load_raw_test
 from nin.evaluate import evaluate_on_test, pack_peak_flags, true_class_peak_flags
 from nin.files import PREPROCESS_PREFIX, load_weights, save_weights
 from nin.inference import Trained, load_trained, shipped_weights_dir
-from nin.pretrained import PRETRAINED_BEGIN, PRETRAINED_END, pretrained_table
-from nin.reproduce.results import splice_table
 from nin.provenance import commit, machine
 from nin.rundir import CARD_FILE, CONFIG_FILE, DATA_FILE, WEIGHTS_FILE
+from nin.tables import PRETRAINED, pretrained_table
 from nin.train.device import resolve_device, use_bf16
 
 REPO = Path(__file__).resolve().parents[1]
@@ -158,7 +157,7 @@ def write_readme_table() -> None:
     """The README's table of shipped models, from every card in src/nin/weights/."""
     cards = [json.loads(p.read_text()) for p in sorted(shipped_weights_dir().glob("*.json"))]
     readme = REPO / "README.md"
-    readme.write_text(splice_table(readme.read_text(), pretrained_table(cards), PRETRAINED_BEGIN, PRETRAINED_END))
+    readme.write_text(PRETRAINED.splice(readme.read_text(), pretrained_table(cards)))
 
 
 if __name__ == "__main__":

@@ -7,11 +7,9 @@ from nin.cli import main
 
 code = main()
 if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-    # Under torchrun, leave without finalizing the interpreter. torch 2.14's DDP keeps the gloo
-    # process group's worker threads alive past destroy_process_group; one that drops the last
-    # reference to a finished collective's tensors while the interpreter finalizes cannot take the
-    # GIL and aborts the process (std::terminate, about 1 run in 20; seen in CI). Every file is
-    # written, flushed and closed by now, so only the output streams need flushing.
+    # Under torchrun, leave without finalizing the interpreter: DDP's gloo worker threads outlive
+    # destroy_process_group, and one that frees a collective's tensors while the interpreter
+    # finalizes aborts the process. Every file is closed by now; only the streams need flushing.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -22,7 +22,7 @@ from nin.fast import optimize
 from nin.models.nin import NIN
 from nin.models.registry import preset_config, with_dropout
 from nin.models.summary import forward_macs
-from nin.provenance import commit, machine, peak_memory_bytes, short_commit
+from nin.provenance import commit, machine, machine_kind, peak_memory_bytes
 from nin.recipe import FAST
 from nin.train.allocator import keep_freed_memory
 from nin.train.device import autocast, resolve_device, use_bf16
@@ -53,16 +53,15 @@ def plain_model(model: NIN) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
-    """Best GFLOP/s of a size x size matrix product in `dtype` on the CPU threads torch uses."""
+def _matmul(dtype: torch.dtype, size: int = 2048) -> Callable[[], None]:
+    """One size x size matrix product in `dtype` on the CPU threads torch uses."""
     a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
-    torch.matmul(a, b)   # warm-up: thread pool and kernel selection
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.matmul(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size ** 3 / best / 1e9
+    return lambda: torch.matmul(a, b)
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+    """Best GFLOP/s of a size x size matrix product in `dtype` (after one warm-up product)."""
+    return 2 * size ** 3 / _best_seconds({"matmul": _matmul(dtype, size)}, repeats, 1)["matmul"] / 1e9
 
 
 def _best_seconds(runs: dict[str, Callable[[], None]], rounds: int, steps: int) -> dict[str, float]:
@@ -122,19 +121,18 @@ def run_bench(cfg: BenchConfig, log=print) -> dict:
     log(f"{cfg.preset}, batch {cfg.batch_size}, {device}, {torch.get_num_threads()} threads, "
         f"{'bf16' if bf16 else 'fp32'} + channels-last; {macs / 1e6:.1f} M MACs per image")
 
-    peaks = {"fp32": matmul_peak(torch.float32)}
-    if bf16 or device.type == "cuda":
-        peaks["bf16"] = matmul_peak(torch.bfloat16)
-    log("matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
     fast = model.to(device, memory_format=torch.channels_last)
     fast_opt = make_optimizer(fast, FAST, lr=1e-3)
-    train_ips, infer_ips = _steps_against_plain(cfg, fast, fast_opt, device, bf16)
+    train_ips, infer_ips, peaks = _steps_against_plain(cfg, fast, fast_opt, device, bf16)
+    log("matmul peak: " + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()))
     loops_ips = _epoch_loops(cfg, fast, fast_opt, device, bf16)
     return _figures(cfg, device, bf16, macs, peaks, train_ips, infer_ips, loops_ips)
 
 
-def _steps_against_plain(cfg: BenchConfig, fast: NIN, fast_opt, device, bf16: bool) -> tuple[dict, dict]:
-    """Images/s of the training step and of inference, ours ("fast") against a plain PyTorch NIN ("plain")."""
+def _steps_against_plain(cfg: BenchConfig, fast: NIN, fast_opt, device, bf16: bool) -> tuple[dict, dict, dict]:
+    """Images/s of the training step and of inference, ours ("fast") against a plain PyTorch NIN ("plain"), and
+    the matmul peaks in GFLOP/s. The peaks are timed in the same rounds as the training steps: a machine whose
+    speed drifts (shared cores, clocks) moves both, where a peak taken once before would skew their ratio."""
     c, size = fast.config.in_channels, fast.config.input_size
     plain = plain_model(fast).to(device)
     x = torch.randn(cfg.batch_size, c, size, size, device=device)
@@ -143,12 +141,16 @@ def _steps_against_plain(cfg: BenchConfig, fast: NIN, fast_opt, device, bf16: bo
     amp, no_amp = autocast(device, bf16), autocast(device, False)
     plain_opt = torch.optim.SGD(plain.parameters(), lr=1e-3, momentum=FAST.momentum, weight_decay=FAST.weight_decay)
     fast.train(), plain.train()
+    products = {"fp32": _matmul(torch.float32)}
+    if bf16 or device.type == "cuda":
+        products["bf16"] = _matmul(torch.bfloat16)
     train = _best_seconds({"fast": _train_step(fast, fast_opt, x_fast, y, amp),
-                           "plain": _train_step(plain, plain_opt, x, y, no_amp)}, cfg.rounds, cfg.steps)
+                           "plain": _train_step(plain, plain_opt, x, y, no_amp), **products}, cfg.rounds, cfg.steps)
+    peaks = {dtype: 2 * 2048 ** 3 / train.pop(dtype) / 1e9 for dtype in products}
     fast.eval(), plain.eval()
     infer = _best_seconds({"fast": _infer(fast, x_fast, amp), "plain": _infer(plain, x, no_amp)},
                           cfg.rounds, cfg.steps * 2)
-    return ({k: cfg.batch_size / v for k, v in train.items()}, {k: cfg.batch_size / v for k, v in infer.items()})
+    return ({k: cfg.batch_size / v for k, v in train.items()}, {k: cfg.batch_size / v for k, v in infer.items()}, peaks)
 
 
 def _epoch_loops(cfg: BenchConfig, fast: NIN, fast_opt, device, bf16: bool) -> dict:
@@ -233,47 +235,9 @@ def format_bench(r: dict) -> str:
     return "\n".join(f"{a:<26} {b:>16}   {c}" for a, b, c in rows)
 
 
-# The marked block of docs/speed.md that holds speed_table(every record in results/bench/).
-TABLE_BEGIN = "<!-- speed table: made from results/bench/*.json by nin.bench.speed_table; tested -->"
-TABLE_END = "<!-- end of speed table -->"
 BENCH_DIR = "bench"   # in results/: one `nin bench --json` record per preset and machine kind
-
-
-def machine_kind(machine: str) -> str:
-    """A file-name slug of a machine's kind, without its thread count: "amd-epyc-avx2", "intel-xeon"."""
-    kind = machine.split(",")[0].lower().replace("(r)", "").replace("processor", "")
-    return "-".join(word for word in "".join(c if c.isalnum() else " " for c in kind).split() if word != "with")
 
 
 def record_name(record: dict) -> str:
     """results/bench/PRESET-KIND.json: one record per preset and machine kind (a new run replaces its kind's)."""
     return f"{record['preset']}-{machine_kind(record['machine'])}.json"
-
-
-def speed_table(records: list[dict]) -> str:
-    """One row per machine kind of `nin bench --json` records, as docs/speed.md carries them."""
-    lines = ["| machine | measured | matmul peak fp32 / bf16 | training step | share of that peak | vs plain fp32 | "
-             "inference vs plain | epoch loop / step | on small crops | peak memory |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in sorted(records, key=lambda r: r["machine"]):
-        lines.append(
-            f"| {r['machine']} | {r['date']}, commit {short_commit(r['commit'])}, dropout {r['dropout']} | "
-            f"{r['peak_gflops_fp32']:.0f} / {r['peak_gflops_bf16']:.0f} GFLOP/s | "
-            f"{r['train_images_per_s']:.0f} img/s, {r['precision']} | **{100 * r['train_mfu']:.1f}%** of {r['mfu_peak']} | "
-            f"{r['train_speedup_vs_plain']:.2f}x | {r['infer_speedup_vs_plain']:.2f}x | "
-            f"{100 * r['end_to_end_fraction']:.1f}% | {r['small_crop_speedup']:.2f}x at {r['small_crop_size']} px | "
-            f"{r['peak_rss_gb']:.2f} GB |")
-    return "\n".join(lines)
-
-
-# The marked block of docs/speed.md that holds memory_table(results/memory-cifar.json).
-MEMORY_BEGIN = "<!-- memory table: made from results/memory-cifar.json by nin.bench.memory_table; tested -->"
-MEMORY_END = "<!-- end of memory table -->"
-
-
-def memory_table(r: dict) -> str:
-    """A benchmarks/train_memory.py record as the Markdown table docs/speed.md carries, beside issue 16's target."""
-    rows = [f"| `{run['experiment']}` | {run['cache']} | **{run['peak_memory_gb']:.2f} GB** | under "
-            f"{r['target_gb']:g} GB ({'met' if run['peak_memory_gb'] < r['target_gb'] else 'not met'}) |"
-            for run in r["runs"]]
-    return "\n".join(["| recipe | cache | peak resident memory | target (issue 16) |", "|---|---|---:|---:|", *rows])

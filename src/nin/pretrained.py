@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nin.data.registry import dataset_info
 from nin.errors import NinError
 from nin.inference import Trained, load_trained, model_inputs, shipped_card, shipped_names
 from nin.models.nin import NIN
-from nin.provenance import short_commit
 
 
 class Preprocess:
@@ -106,37 +104,3 @@ def build_preset(preset: str, weights: str | Path | Weights | None = None) -> NI
     if weights.preset != preset:
         raise NinError(f"{weights.name}: weights of {weights.preset}, not of {preset}")
     return weights.model()
-
-
-# The repository README carries the table between these lines (tools/ship_weights.py writes it).
-PRETRAINED_BEGIN = ("<!-- pretrained table: written by tools/ship_weights.py from src/nin/weights/*.json; "
-                    "do not edit by hand -->")
-PRETRAINED_END = "<!-- end of pretrained table -->"
-
-
-def _percent(value: float | None) -> str:
-    return "" if value is None else f"{value:.2f}%"
-
-
-def pretrained_table(cards: list[dict]) -> str:
-    """The README's table of shipped models, made from their cards (src/nin/weights/*.json) alone."""
-    lines = ["| name | experiment | data | recipe | epochs | test error, single view | with flip TTA | training time | "
-             "size | command |",
-             "|---|---|---|---|---:|---:|---:|---:|---:|---|"]
-    for card in sorted(cards, key=lambda c: c["name"]):
-        config = card.get("config", {})
-        recipe = card["recipe"] + (", augmented" if card.get("augment") else "") + \
-            (f", dropout {config['dropout']:g}" if config.get("dropout") is not None else "") + \
-            (f", {config['small_crop_epochs']} epochs at {config.get('small_crop_size', 24)} px first"
-             if config.get("small_crop_epochs") else "") + \
-            (f", cutout {config['cutout']}" if config.get("cutout") else "") + \
-            (f", EMA {config['ema_decay']:g}" if config.get("ema_decay") else "")
-        experiment = f"`{card['experiment']}`"
-        if card.get("superseded_by"):   # the shipping rule's fallback: a later run's weights were not kept
-            experiment += f" (until a run of `{card['superseded_by']['experiment']}` replaces it)"
-        commit = f" (commit {short_commit(card['commit'])})" if card.get("commit") else ""
-        lines.append(f"| {card['name']} | {experiment} | {card.get('data') or dataset_info(card['dataset']).display_name} | "
-                     f"{recipe} | {card['epochs']:g} | {card['test_error']:.2f}% | {_percent(card.get('test_error_flip'))} | "
-                     f"{card['train_wall_seconds'] / 60:.0f} min | "
-                     f"{card['bytes'] / 1e6:.1f} MB | `{card['command']}`{commit} |")
-    return "\n".join(lines)

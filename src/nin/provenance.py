@@ -86,3 +86,9 @@ def peak_memory_bytes() -> int:
 
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss if sys.platform == "darwin" else rss * 1024   # Linux reports KiB
+
+
+def machine_kind(machine: str) -> str:
+    """A slug of a machine's kind, without its thread count: "amd-epyc-avx2", "intel-xeon" (file names, record keys)."""
+    kind = machine.split(",")[0].lower().replace("(r)", "").replace("processor", "")
+    return "-".join(word for word in "".join(c if c.isalnum() else " " for c in kind).split() if word != "with")

@@ -6,7 +6,6 @@ code that trains reads these fields; nothing else branches on a recipe's name.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 
@@ -66,12 +65,3 @@ FAST = Recipe(
 )
 
 RECIPES = {recipe.name: recipe for recipe in (PAPER, FAST)}
-
-
-def markdown_table() -> str:
-    """The recipes side by side, as docs/recipes.md shows them (tests/test_schedule.py keeps the two equal)."""
-    names = [f.name for f in dataclasses.fields(Recipe) if f.name != "name"]
-    lines = ["| field | " + " | ".join(f"`{r.name}`" for r in RECIPES.values()) + " |",
-             "|---|" + "---|" * len(RECIPES)]
-    lines += [f"| {field} | " + " | ".join(f"{getattr(r, field)}" for r in RECIPES.values()) + " |" for field in names]
-    return "\n".join(lines)

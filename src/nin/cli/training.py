@@ -175,7 +175,22 @@ def cmd_bench(args) -> int:
         path = args.record / BENCH_DIR / record_name(results)
         atomic_write_json(path, results)
         print(f"recorded: {path}")
+        _write_speed_table(args.record / BENCH_DIR, args.record.parent / "docs" / "speed.md")
     return 0
+
+
+def _write_speed_table(records_dir, doc) -> None:
+    """docs/speed.md's table again from every record beside the new one, where that file has the block."""
+    import json
+
+    from nin.files import atomic_write_text
+    from nin.tables import SPEED, speed_table
+
+    records = [json.loads(path.read_text()) for path in sorted(records_dir.glob("*.json"))]
+    spliced = SPEED.splice(doc.read_text(), speed_table(records)) if doc.is_file() else None
+    if spliced is not None:
+        atomic_write_text(doc, spliced)
+        print(f"written: {doc}")
 
 
 def add_parsers(sub) -> None:

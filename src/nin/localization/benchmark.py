@@ -19,7 +19,7 @@ import torch
 
 from nin.data.batches import iterate_batches, make_prepare, shuffle_order
 from nin.data.registry import dataset_info
-from nin.data.sources import load_dataset
+from nin.data.datasets import load_dataset
 from nin.errors import NinError
 from nin.fast import optimize
 from nin.inference import load_trained
@@ -197,37 +197,4 @@ def format_results(results: dict) -> str:
     true_map = results["diagnosis"]["true_class_map"]
     lines.append(f"the true class's map, at the CAM threshold: {100 * true_map['hit_rate']:.2f}% "
                  f"(mean IoU {true_map['mean_iou']:.3f})")
-    return "\n".join(lines)
-
-
-# The marked blocks of README.md and docs/maps.md that hold markdown_table(results/localization.json).
-TABLE_BEGIN = ("<!-- localisation table: made from results/localization.json by "
-               "nin.localization.benchmark.markdown_table; tested -->")
-TABLE_END = "<!-- end of localisation table -->"
-LOCATOR_NAMES = {"cam": "NIN class map (CAM)", "saliency": "gradient saliency of the same model",
-                 "centred": "centred box of the mean true size"}
-
-
-def markdown_table(results: dict) -> str:
-    """The results as the Markdown table the README and docs/maps.md carry (tests compare them)."""
-    n_all = results["locators"]["cam"]["all"]["count"]
-    n_right = results["locators"]["cam"]["correctly_classified"]["count"]
-    lines = [f"| locator | threshold | IoU >= 0.5 (all {n_all:,}) | mean IoU | "
-             f"IoU >= 0.5 (correctly classified, {n_right:,}) |", "|---|---:|---:|---:|---:|"]
-    for name in LOCATOR_NAMES:
-        r, threshold = results["locators"][name], results["chosen_thresholds"].get(name)
-        lines.append(f"| {LOCATOR_NAMES[name]} | {'-' if threshold is None else f'{threshold:g}'} | "
-                     f"{100 * r['all']['hit_rate']:.2f}% | {r['all']['mean_iou']:.3f} | "
-                     f"{100 * r['correctly_classified']['hit_rate']:.2f}% |")
-    true_map = results["diagnosis"]["true_class_map"]
-    lines.append(f"| (diagnosis) the true class's map | {results['chosen_thresholds']['cam']:g} | "
-                 f"{100 * true_map['hit_rate']:.2f}% | {true_map['mean_iou']:.3f} | |")
-    lines.append(f"\n- Classifier on the test canvases: {results['test_accuracy']:.2f}% accuracy (validation "
-                 f"{results['validation_accuracy']:.2f}%), after {results['train_seconds']:,.0f} s of training; "
-                 f"maps of {results['map_size'][0]}x{results['map_size'][1]} for "
-                 f"{results['config']['size']}x{results['config']['size']} canvases; thresholds chosen on "
-                 f"{results['config']['val_count']:,} validation canvases.")
-    for name in ("cam", "saliency"):
-        rates = ", ".join(f"{t}: {100 * rate:.1f}%" for t, rate in results["validation_sweep"][name].items())
-        lines.append(f"- Validation hit rate by threshold, {LOCATOR_NAMES[name]}: {rates}.")
     return "\n".join(lines)

@@ -21,6 +21,9 @@ class Experiment:
     paper_row: str
     paper_error: float | None  # the paper's test error (%) for the row, None if the paper has none
     train: dict                # TrainConfig fields
+    # One record per machine kind instead of one for all: a run whose result is mostly the machine's speed
+    # (make run's: a few epochs, as many as fit in its minutes)
+    per_machine_kind: bool = False
 
 
 def default_experiments_dir() -> Path:
@@ -32,7 +35,8 @@ def load_experiment(path: Path) -> Experiment:
     try:
         d = json.loads(Path(path).read_text())
         experiment = Experiment(Path(path).stem, d["description"], d["group"], d["paper"]["row"],
-                                d["paper"]["test_error"], d["train"])
+                                d["paper"]["test_error"], d["train"],
+                                bool(d.get("per_machine_kind", False)))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise NinError(f"{path}: not an experiment file ({type(e).__name__}: {e}); expected description, group, "
                        "paper.row, paper.test_error and train") from None

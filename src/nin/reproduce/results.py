@@ -8,17 +8,14 @@ import shutil
 from pathlib import Path
 
 from nin.reproduce.experiments import Experiment
-from nin.reproduce.table import render_curves, render_table
 from nin.files import atomic_write_json, atomic_write_text
 from nin.rundir import read_metrics
+from nin.tables import RESULTS, curves_table, results_table
 
 RECORDS_FILE, TABLE_FILE, NOTES_FILE = "runs.json", "README.md", "notes.md"   # notes.md: written by hand
 # Each record's run card and per-epoch metrics, kept beside the records (the run folders are not).
 CARDS_DIR = "cards"
 CARDS_SINCE = "2026-12-02"   # records of runs finished from this day on must have their card here
-# The repository README carries a copy of the table between these lines, kept current by write_results.
-TABLE_BEGIN = "<!-- results table: written by `nin reproduce` from results/runs.json; do not edit by hand -->"
-TABLE_END = "<!-- end of results table -->"
 
 INTRO = """# Measured results beside the paper's
 
@@ -37,9 +34,11 @@ def load_records(folder: Path) -> list[dict]:
 
 
 def keep_card(folder: Path, record: dict, run_dir: Path) -> dict:
-    """Copy the run's card.json and metrics.csv to folder/cards/EXPERIMENT/seed-N/; returns the record
-    with the card's path (relative to folder) and sha256, which tests/test_reproduce.py checks."""
-    target = Path(folder) / CARDS_DIR / record["experiment"] / f"seed-{record['seed']}"
+    """Copy the run's card.json and metrics.csv to folder/cards/EXPERIMENT/seed-N/ (seed-N-KIND/ for a record
+    kept per machine kind); returns the record with the card's path (relative to folder) and sha256, which
+    tests/test_reproduce.py checks."""
+    kind = f"-{record['machine_kind']}" if record.get("machine_kind") else ""
+    target = Path(folder) / CARDS_DIR / record["experiment"] / f"seed-{record['seed']}{kind}"
     target.mkdir(parents=True, exist_ok=True)
     for name in ("card.json", "metrics.csv"):
         shutil.copyfile(Path(run_dir) / name, target / name)
@@ -66,35 +65,32 @@ def kept_histories(folder: Path, records: list[dict]) -> dict[tuple[str, int], l
     return histories
 
 
+def record_key(record: dict) -> tuple[str, int, str]:
+    """What a record is of: its experiment and seed, and its machine kind where the experiment keeps one record
+    per kind (Experiment.per_machine_kind: make run's, whose result depends on how fast the machine is)."""
+    return record["experiment"], record["seed"], record.get("machine_kind", "")
+
+
 def merge(records: list[dict], new: list[dict]) -> list[dict]:
-    """New records replace old ones of the same experiment and seed."""
-    keys = {(r["experiment"], r["seed"]) for r in new}
-    kept = [r for r in records if (r["experiment"], r["seed"]) not in keys]
-    return sorted(kept + new, key=lambda r: (r["experiment"], r["seed"]))
-
-
-def splice_table(text: str, table: str, begin_marker: str = TABLE_BEGIN, end_marker: str = TABLE_END) -> str | None:
-    """text with the lines between the two markers replaced by table; None without both markers."""
-    begin, end = text.find(begin_marker), text.find(end_marker)
-    if begin < 0 or end < begin:
-        return None
-    return f"{text[:begin]}{begin_marker}\n{table}\n{text[end:]}"
+    """New records replace old ones of the same experiment, seed and (where kept per kind) machine kind."""
+    keys = {record_key(r) for r in new}
+    return sorted([r for r in records if record_key(r) not in keys] + new, key=record_key)
 
 
 def write_results(folder: Path, experiments: dict[str, Experiment], records: list[dict],
                   not_run: dict[str, str], readme: Path | None = None) -> str:
     """Write runs.json and README.md (the table, then notes.md if there is one); returns the table.
 
-    readme: a file whose marked block gets the same table (the repository README); left alone if unmarked.
+    readme: a file whose RESULTS block gets the same table (the repository README); left alone if unmarked.
     """
     folder = Path(folder)
-    table = render_table(experiments, records, not_run)
-    curves = render_curves(experiments, records, kept_histories(folder, records))
+    table = results_table(experiments, records, not_run)
+    curves = curves_table(experiments, records, kept_histories(folder, records))
     notes = (folder / NOTES_FILE).read_text() if (folder / NOTES_FILE).is_file() else ""
     atomic_write_json(folder / RECORDS_FILE, records)
     curves_section = f"{CURVES_INTRO}\n{curves}\n\n" if curves else ""
     atomic_write_text(folder / TABLE_FILE, f"{INTRO}\n{table}\n\n{curves_section}{notes}")
-    spliced = splice_table(readme.read_text(), table) if readme is not None and readme.is_file() else None
+    spliced = RESULTS.splice(readme.read_text(), table) if readme is not None and readme.is_file() else None
     if spliced is not None:
         atomic_write_text(readme, spliced)
     return table

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nin.config import LOCATION_FIELDS, TrainConfig, resume_changes
-from nin.data.sources import default_data_dir, describe_data, locate
+from nin.data.datasets import default_data_dir, describe_data, locate
 from nin.errors import NinError
-from nin.provenance import REPO, machine
+from nin.provenance import REPO, machine, machine_kind
 from nin.reproduce.experiments import Experiment
 from nin.reproduce.results import keep_card, load_records, merge, write_results
 from nin.rundir import CARD_FILE, CHECKPOINT_FILE, CONFIG_FILE, WORK_FILES
@@ -107,6 +107,7 @@ def run_experiment(exp: Experiment, seed: int, plan: Plan, data_dir: Path, comma
         log(f"{exp.name} seed {seed}: {'resuming' if resume else 'training'} in {out}")
         card = fit(cfg, resume=resume, log=log)
     last_epoch = card.get("epochs")
+    ran_on = card.get("machine") or machine()
     return {
         # single view, as the paper's errors; flip TTA (cards from before that field held it in test_error) apart
         "experiment": exp.name, "seed": seed, "test_error": card["test_error"],
@@ -116,9 +117,10 @@ def run_experiment(exp: Experiment, seed: int, plan: Plan, data_dir: Path, comma
         "short_budget": bool(card.get("stopped_by_time_budget")) and not cfg.anneal_by_time,
         "budget_minutes": cfg.time_budget_minutes,
         "data": (card.get("data") or describe_data(cfg.dataset, data_dir)) + _data_options(cfg),
-        "machine": card.get("machine") or machine(), "commit": card.get("commit") or "unknown (not recorded)",
+        "machine": ran_on, "commit": card.get("commit") or "unknown (not recorded)",
         "command": command,
         "date": _finished_date(card, out / CARD_FILE),
+        **({"machine_kind": machine_kind(ran_on)} if exp.per_machine_kind else {}),
     }
 
 

@@ -1,15 +1,9 @@
 """Keep freed memory for reuse instead of handing it back to the kernel (glibc only).
 
-A training step allocates and frees tens of activation buffers of 10-50 MB. glibc serves each
-one with a fresh mmap and unmaps it on free, so every step page-faults its whole working set
-in again: measured with `nin bench` on nin-cifar10 (2 cores), a third of the step was kernel
-time. With mmap off and no trimming, freed buffers are reused from the heap: the step ran 1.2x
-faster and peak resident memory grew by about 0.35 GB.
-
-The flip side: whatever is freed afterwards stays resident. So the settings are applied where the
-hot loops start, after the data set is loaded: reading CIFAR-10 and fitting its ZCA whitening free
-about 1 GB, and with the settings from the start the first (uncached) run peaked at 3.1 GB instead
-of 2.2 GB.
+A training step allocates and frees tens of activation buffers of 10-50 MB. glibc serves each with a
+fresh mmap and unmaps it on free, so without these settings every step page-faults its working set in
+again (docs/speed.md has the figures). Memory freed after they are set stays resident, so they are set
+where the hot loops start, once the data are loaded and preprocessing has freed its temporaries.
 """
 
 from __future__ import annotations
