@@ -59,16 +59,17 @@ def layer_table(events, steps: int, step_seconds: float, peak_gflops: float, in_
             x, w, part = shapes[1], shapes[2], "backward"
         else:
             continue
-        layer = layers.setdefault((tuple(x), tuple(w)), {"forward": 0.0, "backward": 0.0})
+        layer = layers.setdefault((tuple(x), tuple(w)), {"forward": 0.0, "backward": 0.0, "calls": 0.0})
         layer[part] += event.self_cpu_time_total / 1e6 / steps
+        layer["calls"] += event.count / steps if part == "forward" else 0   # layers of the same shapes share a row
     lines = ["layer                          forward ms  backward ms   GFLOP   GFLOP/s   share of the peak"]
     conv_seconds = conv_flops = 0.0
     for (x, w), t in sorted(layers.items(), key=lambda item: -item[0][0][2]):
         forward_flops = 2 * x[0] * w[0] * w[1] * w[2] * w[3] * x[2] * x[3]
-        flops = forward_flops * (2 if w[1] == in_channels else 3)   # the first layer needs no input gradient
+        flops = forward_flops * (2 if w[1] == in_channels else 3) * t["calls"]   # the first needs no input gradient
         seconds = t["forward"] + t["backward"]
         conv_seconds, conv_flops = conv_seconds + seconds, conv_flops + flops
-        lines.append(f"{w[1]:4d} -> {w[0]:<4d} {w[2]}x{w[3]} at {x[2]:2d} x {x[3]:<2d}      {1e3 * t['forward']:8.1f} "
+        lines.append(f"{w[1]:4d} -> {w[0]:<4d} {w[2]}x{w[3]} at {x[2]:2d} x {x[3]:<2d} x{t['calls']:g}  {1e3 * t['forward']:8.1f} "
                      f"{1e3 * t['backward']:12.1f} {flops / 1e9:7.1f} {flops / seconds / 1e9:9.0f}   "
                      f"{100 * flops / seconds / 1e9 / peak_gflops:6.1f}%")
     rest = step_seconds - conv_seconds
