@@ -53,15 +53,22 @@ def plain_model(model: NIN) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def _matmul(dtype: torch.dtype, size: int = 2048) -> Callable[[], None]:
+PEAK_SIZE = 2048   # the side of the matrices whose product measures the peak
+
+
+def _matmul(dtype: torch.dtype, size: int = PEAK_SIZE) -> Callable[[], None]:
     """One size x size matrix product in `dtype` on the CPU threads torch uses."""
     a, b = torch.randn(size, size).to(dtype), torch.randn(size, size).to(dtype)
     return lambda: torch.matmul(a, b)
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 5) -> float:
+def _matmul_gflops(seconds: float, size: int = PEAK_SIZE) -> float:
+    return 2 * size ** 3 / seconds / 1e9
+
+
+def matmul_peak(dtype: torch.dtype, size: int = PEAK_SIZE, repeats: int = 5) -> float:
     """Best GFLOP/s of a size x size matrix product in `dtype` (after one warm-up product)."""
-    return 2 * size ** 3 / _best_seconds({"matmul": _matmul(dtype, size)}, repeats, 1)["matmul"] / 1e9
+    return _matmul_gflops(_best_seconds({"matmul": _matmul(dtype, size)}, repeats, 1)["matmul"], size)
 
 
 def _best_seconds(runs: dict[str, Callable[[], None]], rounds: int, steps: int) -> dict[str, float]:
@@ -146,7 +153,7 @@ def _steps_against_plain(cfg: BenchConfig, fast: NIN, fast_opt, device, bf16: bo
         products["bf16"] = _matmul(torch.bfloat16)
     train = _best_seconds({"fast": _train_step(fast, fast_opt, x_fast, y, amp),
                            "plain": _train_step(plain, plain_opt, x, y, no_amp), **products}, cfg.rounds, cfg.steps)
-    peaks = {dtype: 2 * 2048 ** 3 / train.pop(dtype) / 1e9 for dtype in products}
+    peaks = {dtype: _matmul_gflops(train.pop(dtype)) for dtype in products}
     fast.eval(), plain.eval()
     infer = _best_seconds({"fast": _infer(fast, x_fast, amp), "plain": _infer(plain, x, no_amp)},
                           cfg.rounds, cfg.steps * 2)
